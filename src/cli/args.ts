@@ -72,6 +72,11 @@ export function numberFlag(name: string, value: string | undefined, opts: { inte
  * one line with a hint (set FINALBN_DEBUG=1 for the stack) and exit 1.
  */
 export function runCli(main: () => Promise<number | void> | number | void): void {
+  // A reader that stops early (`| head`) is not an error of ours: finish quietly.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   Promise.resolve()
     .then(main)
     .then((code) => {
