@@ -1,0 +1,243 @@
+// Faster 2-D convolution kernels for tfjs's "cpu" backend.
+//
+// tfjs 4.22's stock cpu kernels loop over every output element one multiply at a time
+// (the filter gradient even through TensorBuffer.get), which makes CNN training on a CPU
+// hopeless: about 0.01 GFLOP/s for Conv2DBackpropFilter. These replacements turn each
+// convolution into a cache-blocked matrix product over im2col bands (conv-gemm.ts, gemm.ts)
+// whose inner loop is a small WebAssembly SIMD kernel (microkernel.ts): about 10-18 GFLOP/s
+// on one core, 20x the stock forward pass and 1000x the stock filter gradient.
+//
+// registerCpuConvKernels() swaps them in for Conv2D, FusedConv2D (what tf.layers.conv2d
+// dispatches outside of gradient recording), Conv2DBackpropInput and Conv2DBackpropFilter;
+// unregisterCpuConvKernels() puts the stock kernels back. Cases they do not cover
+// (NCHW, dilation > 1, non-float32 data, PReLU or odd bias shapes) go to the stock kernel.
+
+import * as tf from "@tensorflow/tfjs";
+import { conv2dFilterGrad, conv2dForward, conv2dInputGrad } from "./conv-gemm.ts";
+import type { ConvGeometry } from "./im2col.ts";
+
+export const CPU_CONV_KERNEL_NAMES = ["Conv2D", "FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;
+export type CpuConvKernelName = (typeof CPU_CONV_KERNEL_NAMES)[number];
+
+type Shape4 = [number, number, number, number];
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+type ConvPad = "same" | "valid" | number | tf.backend_util.ExplicitPadding;
+type RoundingMode = "floor" | "round" | "ceil" | undefined;
+
+/** The part of tfjs's MathBackendCPU these kernels use. */
+interface CpuBackend {
+  data: { get(dataId: object): { values?: unknown } };
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
+}
+
+// The stock kernels, captured before ours replace them, so fallbacks and comparisons can reach them.
+const stockKernels = new Map<CpuConvKernelName, tf.KernelFunc>();
+let registered = false;
+
+// How often each kernel took the fast path or fell back: tells you whether training really ran fast.
+const calls = Object.fromEntries(CPU_CONV_KERNEL_NAMES.map((name) => [name, { fast: 0, fallback: 0 }])) as Record<
+  CpuConvKernelName,
+  { fast: number; fallback: number }
+>;
+
+/** Counts of fast-path and fallback calls per kernel since the process started. */
+export function cpuConvKernelCalls(): Record<CpuConvKernelName, { fast: number; fallback: number }> {
+  return structuredClone(calls);
+}
+
+function fallback(name: CpuConvKernelName, args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  calls[name].fallback++;
+  return stockCpuConvKernel(name)(args);
+}
+
+/** Replace the cpu backend's convolution kernels with the GEMM-based ones. Safe to call twice. */
+export function registerCpuConvKernels(): void {
+  if (registered) return;
+  for (const name of CPU_CONV_KERNEL_NAMES) {
+    stockKernels.set(name, stockCpuConvKernel(name));
+    tf.unregisterKernel(name, "cpu");
+    tf.registerKernel({ kernelName: name, backendName: "cpu", kernelFunc: OUR_KERNELS[name] });
+  }
+  registered = true;
+}
+
+/** Put the stock tfjs cpu kernels back. */
+export function unregisterCpuConvKernels(): void {
+  if (!registered) return;
+  for (const name of CPU_CONV_KERNEL_NAMES) {
+    tf.unregisterKernel(name, "cpu");
+    tf.registerKernel({ kernelName: name, backendName: "cpu", kernelFunc: stockCpuConvKernel(name) });
+  }
+  registered = false;
+}
+
+export function cpuConvKernelsRegistered(): boolean {
+  return registered;
+}
+
+/** The stock tfjs kernel function, whether or not ours are registered (for fallbacks, tests, benches). */
+export function stockCpuConvKernel(name: CpuConvKernelName): tf.KernelFunc {
+  const saved = stockKernels.get(name);
+  if (saved) return saved;
+  const config = tf.getKernel(name, "cpu");
+  if (!config) throw new Error(`tfjs has no cpu kernel ${name}: import @tensorflow/tfjs first`);
+  return config.kernelFunc;
+}
+
+// ---------------------------------------------------------------- kernels
+
+function conv2DKernel(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const backend = args.backend as CpuBackend;
+  const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+  const attrs = args.attrs ?? {};
+  const xValues = float32Values(backend, x);
+  const wValues = float32Values(backend, filter);
+  const info = convInfoIfSupported(x.shape as Shape4, filter.shape as Shape4, attrs);
+  if (!xValues || !wValues || !info) return fallback("Conv2D", args);
+  calls.Conv2D.fast++;
+  const y = conv2dForward(xValues, wValues, geometryOf(info));
+  return backend.makeTensorInfo(info.outShape, "float32", y);
+}
+
+function fusedConv2DKernel(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const backend = args.backend as CpuBackend;
+  const { x, filter, bias } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo; bias?: tf.TensorInfo };
+  const attrs = args.attrs ?? {};
+  const activation = (attrs.activation as string | undefined) ?? "linear";
+  const alpha = attrs.leakyreluAlpha as number | undefined;
+  const xValues = float32Values(backend, x);
+  const wValues = float32Values(backend, filter);
+  const biasValues = bias ? float32Values(backend, bias) : undefined;
+  const info = convInfoIfSupported(x.shape as Shape4, filter.shape as Shape4, attrs);
+  const biasOk = !bias || (biasValues !== undefined && isChannelBias(bias.shape, info?.outChannels ?? -1));
+  const activate = activationFunction(activation, alpha);
+  if (!xValues || !wValues || !info || !biasOk || !activate) return fallback("FusedConv2D", args);
+  calls.FusedConv2D.fast++;
+  const y = conv2dForward(xValues, wValues, geometryOf(info));
+  addBiasAndActivate(y, info.outChannels, biasValues, activate);
+  return backend.makeTensorInfo(info.outShape, "float32", y);
+}
+
+function conv2DBackpropInputKernel(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const backend = args.backend as CpuBackend;
+  const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const attrs = args.attrs ?? {};
+  const dyValues = float32Values(backend, dy);
+  const wValues = float32Values(backend, filter);
+  const info = convInfoIfSupported(attrs.inputShape as Shape4, filter.shape as Shape4, attrs);
+  if (!dyValues || !wValues || !info) return fallback("Conv2DBackpropInput", args);
+  calls.Conv2DBackpropInput.fast++;
+  const dx = conv2dInputGrad(dyValues, wValues, geometryOf(info));
+  return backend.makeTensorInfo(info.inShape, "float32", dx);
+}
+
+function conv2DBackpropFilterKernel(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const backend = args.backend as CpuBackend;
+  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const attrs = args.attrs ?? {};
+  const xValues = float32Values(backend, x);
+  const dyValues = float32Values(backend, dy);
+  const info = convInfoIfSupported(x.shape as Shape4, attrs.filterShape as Shape4, attrs);
+  if (!xValues || !dyValues || !info) return fallback("Conv2DBackpropFilter", args);
+  calls.Conv2DBackpropFilter.fast++;
+  const dw = conv2dFilterGrad(xValues, dyValues, geometryOf(info));
+  return backend.makeTensorInfo(info.filterShape, "float32", dw);
+}
+
+const OUR_KERNELS: Record<CpuConvKernelName, tf.KernelFunc> = {
+  Conv2D: conv2DKernel,
+  FusedConv2D: fusedConv2DKernel,
+  Conv2DBackpropInput: conv2DBackpropInputKernel,
+  Conv2DBackpropFilter: conv2DBackpropFilterKernel,
+};
+
+// ---------------------------------------------------------------- helpers
+
+/** The tensor's values if they are a plain Float32Array (not complex, int or string). */
+function float32Values(backend: CpuBackend, t: tf.TensorInfo): Float32Array | undefined {
+  if (t.dtype !== "float32") return undefined;
+  const values = backend.data.get(t.dataId).values;
+  return values instanceof Float32Array ? values : undefined;
+}
+
+/** Shapes and padding as tfjs computes them, or undefined for what we leave to the stock kernel. */
+function convInfoIfSupported(
+  inShape: Shape4,
+  filterShape: Shape4,
+  attrs: tf.NamedAttrMap,
+): tf.backend_util.Conv2DInfo | undefined {
+  const dataFormat = (attrs.dataFormat as string | undefined) ?? "NHWC";
+  if (dataFormat !== "NHWC" || !inShape || !filterShape) return undefined;
+  const dilations = (attrs.dilations as number | [number, number] | undefined) ?? 1;
+  const info = tf.backend_util.computeConv2DInfo(
+    inShape,
+    filterShape,
+    attrs.strides as number | [number, number],
+    dilations,
+    attrs.pad as ConvPad,
+    attrs.dimRoundingMode as RoundingMode,
+    false,
+    "channelsLast",
+  );
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
+  return info;
+}
+
+function geometryOf(info: tf.backend_util.Conv2DInfo): ConvGeometry {
+  return {
+    batch: info.batchSize,
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    inChannels: info.inChannels,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+    outChannels: info.outChannels,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+}
+
+/** A bias we add per output channel: a scalar, [1] or [outChannels]. */
+function isChannelBias(shape: number[], outChannels: number): boolean {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return size === 1 ? shape.length <= 1 : shape.length === 1 && shape[0] === outChannels;
+}
+
+/** The same formulas as the stock cpu activation kernels; undefined for ones we do not fuse. */
+function activationFunction(name: string, alpha: number | undefined): ((v: number) => number) | undefined {
+  switch (name) {
+    case "linear":
+      return (v) => v;
+    case "relu":
+      return (v) => Math.max(0, v);
+    case "relu6":
+      return (v) => Math.min(Math.max(0, v), 6);
+    case "elu":
+      return (v) => (v >= 0 ? v : Math.exp(v) - 1);
+    case "sigmoid":
+      return (v) => 1 / (1 + Math.exp(-v));
+    case "leakyrelu":
+      return alpha === undefined ? undefined : (v) => (v < 0 ? alpha * v : v);
+    default:
+      return undefined; // prelu needs its weights tensor: stock kernel
+  }
+}
+
+function addBiasAndActivate(
+  y: Float32Array,
+  channels: number,
+  bias: Float32Array | undefined,
+  activate: (v: number) => number,
+): void {
+  for (let i = 0; i < y.length; i += channels) {
+    for (let c = 0; c < channels; c++) {
+      // Round the sum to float32 first, as the stock Add kernel stores it before activating.
+      const sum = bias ? Math.fround(y[i + c] + bias[bias.length === 1 ? 0 : c]) : y[i + c];
+      y[i + c] = activate(sum);
+    }
+  }
+}

@@ -1,0 +1,151 @@
+// Blocked single-precision matrix multiplication: C += A · B.
+//
+// Why blocked: a naive triple loop reloads every operand from memory for each multiply-add
+// and runs at a few hundred MFLOP/s. Here, following Goto & van de Geijn, we
+//   1. cut the k dimension into slices of KC and the n dimension into slices of NC,
+//      and copy ("pack") each KC x NC block of B into a buffer, NR columns at a time;
+//   2. cut m into slices of MC and pack each MC x KC block of A, MR rows at a time;
+//   3. let a micro-kernel compute one MR x NR tile of C with all MR*NR sums held in
+//      registers, streaming through the packed panels front to back (microkernel.ts:
+//      WebAssembly SIMD, or plain JavaScript where that is missing).
+// Packing makes every operand read in the micro-kernel contiguous whatever the layout of
+// A and B (transposed or not), so one routine serves forward and backward convolutions.
+// The packed blocks live in the micro-kernel's heap, which for wasm is its linear memory.
+
+import { createMicroKernel, MR, NR, type MicroKernel, type MicroKernelKind } from "./microkernel.ts";
+
+/** A strided view of a matrix: element (i, j) is data[offset + i * rowStride + j * colStride]. */
+export interface MatrixView {
+  data: Float32Array;
+  offset: number;
+  rowStride: number;
+  colStride: number;
+}
+
+/** A row-major output matrix: element (i, j) is data[offset + i * rowStride + j]. */
+export interface OutputView {
+  data: Float32Array;
+  offset: number;
+  rowStride: number;
+}
+
+export interface GemmArgs {
+  /** Rows of A and C. */
+  m: number;
+  /** Columns of B and C. */
+  n: number;
+  /** Columns of A = rows of B (the summed dimension). */
+  k: number;
+  a: MatrixView;
+  b: MatrixView;
+  c: OutputView;
+}
+
+// Cache blocks: a KC x NR panel of B (8 KB) stays in L1 while the micro-kernel sweeps an
+// MC x KC block of A (96 KB) that stays in L2; the KC x NC block of B (1 MB) in L2/L3.
+const KC = 256;
+const MC = 96; // a multiple of MR
+const NC = 1024; // a multiple of NR
+
+// Where the packed blocks and the output tile sit in the micro-kernel's heap (float indices).
+const A_AT = 0;
+const B_AT = MC * KC;
+const TILE_AT = B_AT + KC * NC;
+const HEAP_FLOATS = TILE_AT + MR * NR;
+
+let kernel: MicroKernel = createMicroKernel(HEAP_FLOATS);
+
+/** Which micro-kernel gemm uses: "wasm-simd" unless the runtime lacks it, or "js". */
+export function microKernelKind(): MicroKernelKind {
+  return kernel.kind;
+}
+
+/** Switch micro-kernel (tests compare the two; "wasm-simd" throws where it is unavailable). */
+export function useMicroKernel(kind: MicroKernelKind): void {
+  if (kernel.kind !== kind) kernel = createMicroKernel(HEAP_FLOATS, kind);
+}
+
+/** C += A · B for strided A (m x k), B (k x n) and row-major C (m x n). */
+export function gemm({ m, n, k, a, b, c }: GemmArgs): void {
+  if (m === 0 || n === 0 || k === 0) return;
+  for (let jc = 0; jc < n; jc += NC) {
+    const nc = Math.min(NC, n - jc);
+    for (let pc = 0; pc < k; pc += KC) {
+      const kc = Math.min(KC, k - pc);
+      packB(b, pc, kc, jc, nc);
+      for (let ic = 0; ic < m; ic += MC) {
+        const mc = Math.min(MC, m - ic);
+        packA(a, ic, mc, pc, kc);
+        macroKernel(kc, mc, nc, c, ic, jc);
+      }
+    }
+  }
+}
+
+/** Copy A[i0 .. i0+mc, p0 .. p0+kc] to the heap as MR-row panels, one after another. */
+function packA(a: MatrixView, i0: number, mc: number, p0: number, kc: number): void {
+  const { data, rowStride, colStride } = a;
+  for (let ir = 0; ir < mc; ir += MR) {
+    const src = a.offset + (i0 + ir) * rowStride + p0 * colStride;
+    packPanel(data, src, rowStride, colStride, Math.min(MR, mc - ir), MR, kc, A_AT + ir * kc);
+  }
+}
+
+/** Copy B[p0 .. p0+kc, j0 .. j0+nc] to the heap as NR-column panels, one after another. */
+function packB(b: MatrixView, p0: number, kc: number, j0: number, nc: number): void {
+  const { data, rowStride, colStride } = b;
+  for (let jr = 0; jr < nc; jr += NR) {
+    const src = b.offset + p0 * rowStride + (j0 + jr) * colStride;
+    packPanel(data, src, colStride, rowStride, Math.min(NR, nc - jr), NR, kc, B_AT + jr * kc);
+  }
+}
+
+/**
+ * Write one panel: for each of kc steps, `width` lanes (rows of A or columns of B) side by side,
+ * heap[at + p * width + l] = data[src + l * laneStride + p * stepStride]; missing lanes are 0.
+ */
+function packPanel(
+  data: Float32Array,
+  src: number,
+  laneStride: number,
+  stepStride: number,
+  lanes: number,
+  width: number,
+  kc: number,
+  at: number,
+): void {
+  const heap = kernel.heap;
+  if (lanes < width) heap.fill(0, at, at + kc * width);
+  // Loop so that consecutive reads are as close together in memory as possible.
+  if (stepStride < laneStride) {
+    for (let l = 0; l < lanes; l++) {
+      const s = src + l * laneStride;
+      for (let p = 0, d = at + l; p < kc; p++, d += width) heap[d] = data[s + p * stepStride];
+    }
+  } else {
+    for (let p = 0; p < kc; p++) {
+      const s = src + p * stepStride;
+      const d = at + p * width;
+      for (let l = 0; l < lanes; l++) heap[d + l] = data[s + l * laneStride];
+    }
+  }
+}
+
+/** Multiply the packed blocks into C[i0 .., j0 ..], one MR x NR tile at a time. */
+function macroKernel(kc: number, mc: number, nc: number, c: OutputView, i0: number, j0: number): void {
+  const { data, rowStride } = c;
+  const { heap, run } = kernel;
+  for (let jr = 0; jr < nc; jr += NR) {
+    const cols = Math.min(NR, nc - jr);
+    for (let ir = 0; ir < mc; ir += MR) {
+      const rows = Math.min(MR, mc - ir);
+      run(kc, A_AT + ir * kc, B_AT + jr * kc, TILE_AT);
+      // Add the tile into C, skipping the zero-padded rows and columns at the edges.
+      let dst = c.offset + (i0 + ir) * rowStride + j0 + jr;
+      for (let i = 0; i < rows; i++, dst += rowStride) {
+        const t = TILE_AT + i * NR;
+        for (let j = 0; j < cols; j++) data[dst + j] += heap[t + j];
+      }
+    }
+  }
+}

@@ -1,0 +1,102 @@
+// im2col and col2im for NHWC convolutions, one band of output pixels at a time.
+//
+// A convolution is a matrix product once every output pixel's receptive field is laid out as
+// one row ("im2col"): row r = (image b, output row oy, output column ox) holds
+// x[b, oy*sh - padTop + kh, ox*sw - padLeft + kw, ci] for all (kh, kw, ci) in that order,
+// which is exactly the row order of an HWIO filter reshaped to (kh*kw*ci) x co. Zeros
+// stand in for taps that fall into the padding. Doing this for a band of rows at a time
+// keeps memory bounded however large the batch is.
+
+/** Everything the loops need about one 2-D convolution (NHWC input, HWIO filter). */
+export interface ConvGeometry {
+  batch: number;
+  inHeight: number;
+  inWidth: number;
+  inChannels: number;
+  outHeight: number;
+  outWidth: number;
+  outChannels: number;
+  filterHeight: number;
+  filterWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  padTop: number;
+  padLeft: number;
+}
+
+/** Output pixels over the whole batch: the rows of the im2col matrix. */
+export function outputPixels(g: ConvGeometry): number {
+  return g.batch * g.outHeight * g.outWidth;
+}
+
+/** Length of one im2col row: filter taps times input channels. */
+export function patchSize(g: ConvGeometry): number {
+  return g.filterHeight * g.filterWidth * g.inChannels;
+}
+
+/** True when im2col would be the identity: a 1x1 filter, stride 1, no padding. */
+export function isPointwise(g: ConvGeometry): boolean {
+  return (
+    g.filterHeight === 1 && g.filterWidth === 1 && g.strideHeight === 1 && g.strideWidth === 1 &&
+    g.padTop === 0 && g.padLeft === 0 && g.outHeight === g.inHeight && g.outWidth === g.inWidth
+  );
+}
+
+/** How many im2col rows to build per band: about 4 MB of float32, and at least 16 rows. */
+export function bandRows(g: ConvGeometry, budgetFloats = 1 << 20): number {
+  return Math.max(16, Math.min(outputPixels(g), Math.floor(budgetFloats / patchSize(g))));
+}
+
+/** Write im2col rows [firstRow, firstRow + rows) of input x into cols (row-major, patchSize wide). */
+export function im2colBand(x: Float32Array, g: ConvGeometry, firstRow: number, rows: number, cols: Float32Array): void {
+  const { inHeight, inWidth, inChannels: ci, filterHeight, filterWidth } = g;
+  const pixelsPerImage = g.outHeight * g.outWidth;
+  let o = 0;
+  for (let r = firstRow; r < firstRow + rows; r++) {
+    const b = Math.floor(r / pixelsPerImage);
+    const oy = Math.floor((r % pixelsPerImage) / g.outWidth);
+    const ox = r % g.outWidth;
+    const y0 = oy * g.strideHeight - g.padTop;
+    const x0 = ox * g.strideWidth - g.padLeft;
+    for (let kh = 0; kh < filterHeight; kh++) {
+      const iy = y0 + kh;
+      const rowInside = iy >= 0 && iy < inHeight;
+      for (let kw = 0; kw < filterWidth; kw++) {
+        const ix = x0 + kw;
+        if (rowInside && ix >= 0 && ix < inWidth) {
+          const src = ((b * inHeight + iy) * inWidth + ix) * ci;
+          for (let c = 0; c < ci; c++) cols[o++] = x[src + c];
+        } else {
+          for (let c = 0; c < ci; c++) cols[o++] = 0;
+        }
+      }
+    }
+  }
+}
+
+/** The reverse of im2colBand: add each entry of cols back onto the input pixel it came from. */
+export function col2imBandAdd(cols: Float32Array, g: ConvGeometry, firstRow: number, rows: number, dx: Float32Array): void {
+  const { inHeight, inWidth, inChannels: ci, filterHeight, filterWidth } = g;
+  const pixelsPerImage = g.outHeight * g.outWidth;
+  let o = 0;
+  for (let r = firstRow; r < firstRow + rows; r++) {
+    const b = Math.floor(r / pixelsPerImage);
+    const oy = Math.floor((r % pixelsPerImage) / g.outWidth);
+    const ox = r % g.outWidth;
+    const y0 = oy * g.strideHeight - g.padTop;
+    const x0 = ox * g.strideWidth - g.padLeft;
+    for (let kh = 0; kh < filterHeight; kh++) {
+      const iy = y0 + kh;
+      const rowInside = iy >= 0 && iy < inHeight;
+      for (let kw = 0; kw < filterWidth; kw++) {
+        const ix = x0 + kw;
+        if (rowInside && ix >= 0 && ix < inWidth) {
+          const dst = ((b * inHeight + iy) * inWidth + ix) * ci;
+          for (let c = 0; c < ci; c++) dx[dst + c] += cols[o++];
+        } else {
+          o += ci;
+        }
+      }
+    }
+  }
+}
