@@ -1,0 +1,51 @@
+// The plain tfjs "cpu" backend, plus this project's faster convolution kernels when they are there
+// (src/backends/cpu-conv.ts turns each convolution into a matrix product; the stock filter gradient
+// runs at about 0.01 GFLOP/s, hopeless for training).
+import os from "node:os";
+import * as tf from "@tensorflow/tfjs";
+
+interface CpuConvModule {
+  registerCpuConvKernels(): void;
+}
+
+/** The conv kernels module, or a one-line reason why it cannot be used. */
+export async function loadCpuConv(): Promise<{ module?: CpuConvModule; reason?: string }> {
+  try {
+    // Dynamic, so a missing or broken cpu-conv.ts costs speed, never start-up; a literal path, so
+    // bundlers (../shared/gpu/pack) carry the kernels along.
+    const module: Partial<CpuConvModule> = await import("./cpu-conv.ts");
+    if (typeof module.registerCpuConvKernels !== "function") return { reason: "cpu-conv.ts has no registerCpuConvKernels()" };
+    return { module: module as CpuConvModule };
+  } catch (error) {
+    return { reason: `cpu-conv.ts failed to load: ${(error as Error).message.split("\n")[0]}` };
+  }
+}
+
+/** "2 × AMD EPYC 7B13": what the cpu backend runs on. */
+export function cpuName(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} × ${cpus[0]?.model.trim() || os.arch()}`;
+}
+
+export interface CpuStarted {
+  device: string;
+  /** "finalbn conv kernels" or "stock tfjs kernels (<why>)". */
+  kernels: string;
+}
+
+/** Switch tfjs to "cpu" and register the project's conv kernels if it can (fail soft). */
+export async function startCpu(): Promise<CpuStarted> {
+  await tf.setBackend("cpu");
+  await tf.ready();
+  const { module, reason } = await loadCpuConv();
+  let kernels = `stock tfjs kernels (${reason})`;
+  if (module) {
+    try {
+      module.registerCpuConvKernels();
+      kernels = "finalbn conv kernels";
+    } catch (error) {
+      kernels = `stock tfjs kernels (registerCpuConvKernels failed: ${(error as Error).message.split("\n")[0]})`;
+    }
+  }
+  return { device: cpuName(), kernels };
+}
