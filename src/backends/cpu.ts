@@ -37,6 +37,9 @@ export interface CpuStarted {
 export async function startCpu(): Promise<CpuStarted> {
   await tf.setBackend("cpu");
   await tf.ready();
+  // tfjs prints a banner recommending tfjs-node on the cpu backend's first use; we chose cpu knowingly
+  // (tfjs-node cannot be installed everywhere), and the backend line above already says so.
+  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
   const { module, reason } = await loadCpuConv();
   let kernels = `stock tfjs kernels (${reason})`;
   if (module) {
