@@ -1,0 +1,40 @@
+// From a manifest to the items a training run reads: absolute paths, labels (minority = 1, the
+// positive class of the F1 score) and hashes (so the pixel cache never rereads a file).
+import { access } from "node:fs/promises";
+import { readManifest } from "../data/manifest.ts";
+import { findClassFolders, resolveImagePath, mapLimit } from "../data/index.ts";
+import type { ImageItem } from "../data/images.ts";
+import type { Manifest, SplitName } from "../data/types.ts";
+
+export const CLASS_NAMES = ["majority", "minority"] as const;
+
+export interface RunData {
+  manifest: Manifest;
+  train: ImageItem[];
+  val: ImageItem[];
+  test: ImageItem[];
+}
+
+export async function loadRunData(manifestFile: string, dataDir: string): Promise<RunData> {
+  const manifest = await readManifest(manifestFile);
+  const folders = await findClassFolders(dataDir);
+  const items = manifest.images.map((img) => ({
+    split: img.split,
+    item: { path: resolveImagePath(folders, img.path) ?? "", label: img.side === "minority" ? 1 : 0, sha256: img.sha256 },
+    manifestPath: img.path,
+  }));
+  const missing = (
+    await mapLimit(items, 16, async ({ item, manifestPath }) =>
+      item.path && (await access(item.path).then(() => true, () => false)) ? undefined : manifestPath,
+    )
+  ).filter((p): p is string => p !== undefined);
+  if (missing.length)
+    throw new Error(
+      `${missing.length} of ${items.length} images of ${manifestFile} are missing under ${dataDir} (first: ${missing[0]}); ` +
+        `run npm run data:verify -- --manifest ${manifestFile} --data ${dataDir}`,
+    );
+  const of = (split: SplitName) => items.filter((i) => i.split === split).map((i) => i.item);
+  const data = { manifest, train: of("train"), val: of("val"), test: of("test") };
+  if (!data.train.length || !data.test.length) throw new Error(`${manifestFile} has no training or no test images`);
+  return data;
+}

@@ -1,0 +1,207 @@
+// The training loop, whole: one-cycle AdamW over the 99:1 training set, evaluated on the balanced
+// test set after every epoch, logged, checkpointed, resumable. Callbacks let a terminal or a
+// notebook show progress without the loop knowing which one it is talking to.
+import * as tf from "@tensorflow/tfjs";
+import { imageBatches, type Batch, type ImageItem } from "../data/images.ts";
+import { makeRng, shuffled, subSeed } from "../data/rng.ts";
+import { buildModel, setBodyTrainable, loadTorchvisionWeights, setDropoutStep } from "../models/index.ts";
+import type { TrainConfig } from "./config.ts";
+import { AdamW } from "./adamw.ts";
+import { oneCycle } from "./schedule.ts";
+import { argmaxRows, crossEntropy, minorityMetrics, type Confusion } from "./metrics.ts";
+import { loadRunData } from "./data.ts";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { RunLog, type RunInfo } from "./run-log.ts";
+
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  testLoss: number;
+  accuracy: number;
+  precision: number;
+  recall: number;
+  f1: number;
+  confusion: Confusion;
+  lr: number;
+  seconds: number;
+  imagesPerSec: number;
+}
+
+export interface BatchProgress {
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  lr: number;
+  imagesPerSec: number;
+}
+
+export interface TrainCallbacks {
+  onBatch?: (p: BatchProgress) => void;
+  onEpoch?: (r: EpochRecord) => void;
+  /** Test hook: stop (as if killed) after this epoch's checkpoint is written. */
+  stopAfterEpoch?: number;
+}
+
+export interface TrainResult {
+  runDir: string;
+  history: EpochRecord[];
+  /** Epoch the run resumed after, when it found a checkpoint. */
+  resumedAfter?: number;
+  model: tf.LayersModel;
+}
+
+export class NanLossError extends Error {}
+
+const NUM_CLASSES = 2;
+
+export async function train(config: TrainConfig, opts: { runDir: string; info: RunInfo; callbacks?: TrainCallbacks }): Promise<TrainResult> {
+  const { runDir, callbacks = {} } = opts;
+  const data = await loadRunData(config.manifest, config.data);
+  const model = buildModel({
+    arch: config.arch,
+    head: config.head,
+    finalBN: config.finalBN,
+    numClasses: NUM_CLASSES,
+    inputSize: config.size,
+    width: config.width,
+    seed: config.seed,
+  });
+  if (config.pretrained) await loadTorchvisionWeights(model, config.pretrained, { arch: config.arch });
+
+  const params = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const optimizer = new AdamW(params, { weightDecay: config.weightDecay });
+  const stepsPerEpoch = Math.floor(data.train.length / config.batchSize);
+  if (stepsPerEpoch < 1) throw new Error(`batch size ${config.batchSize} is larger than the ${data.train.length} training images`);
+  const totalSteps = stepsPerEpoch * config.epochs;
+
+  const log = new RunLog(runDir);
+  const resumed = await loadCheckpoint(runDir, model, optimizer, config);
+  const history: EpochRecord[] = resumed?.history ?? [];
+  if (!resumed) await log.start(config, opts.info);
+
+  for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
+    setBodyTrainable(model, !(config.pretrained && epoch <= config.freezeEpochs));
+    const started = performance.now();
+    const trainLoss = await trainEpoch({ model, optimizer, config, items: data.train, epoch, stepsPerEpoch, totalSteps, callbacks });
+    const seconds = (performance.now() - started) / 1000;
+    const test = await evaluate(model, data.test, config);
+    const record: EpochRecord = {
+      epoch,
+      trainLoss,
+      testLoss: test.loss,
+      ...test.metrics,
+      lr: oneCycle(epoch * stepsPerEpoch - 1, { maxLr: config.lr, totalSteps }).lr,
+      seconds,
+      imagesPerSec: (stepsPerEpoch * config.batchSize) / seconds,
+    };
+    history.push(record);
+    await saveCheckpoint(runDir, model, optimizer, { config, history });
+    await log.epoch(history);
+    callbacks.onEpoch?.(record);
+    if (callbacks.stopAfterEpoch === epoch) return { runDir, history, resumedAfter: resumed?.history.length, model };
+  }
+  const final = await evaluate(model, data.test, config);
+  await log.finish(history, final);
+  return { runDir, history, resumedAfter: resumed?.history.length, model };
+}
+
+async function trainEpoch(o: {
+  model: tf.LayersModel;
+  optimizer: AdamW;
+  config: TrainConfig;
+  items: ImageItem[];
+  epoch: number;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  callbacks: TrainCallbacks;
+}): Promise<number> {
+  const { model, optimizer, config, epoch, stepsPerEpoch, totalSteps, callbacks } = o;
+  // The epoch's order comes from (seed, epoch) alone, so a resumed run sees the same batches;
+  // the incomplete last batch is dropped, as fastai does, so batch norm never sees a batch of one.
+  const order = shuffled(o.items, makeRng(subSeed(config.seed, `epoch-${epoch}`))).slice(0, stepsPerEpoch * config.batchSize);
+  const batches = imageBatches(order, {
+    size: config.size,
+    batchSize: config.batchSize,
+    flip: config.flip,
+    flipSeed: subSeed(config.seed, `flip-${epoch}`),
+    cacheDir: config.cacheDir,
+  });
+  let lossSum = 0;
+  let batch = 0;
+  const started = performance.now();
+  for await (const b of batches) {
+    const step = (epoch - 1) * stepsPerEpoch + batch;
+    const { lr, beta1 } = oneCycle(step, { maxLr: config.lr, totalSteps });
+    setDropoutStep(model, step);
+    const lossTensor = trainStep(model, optimizer, b, { lr, beta1 });
+    const loss = (await lossTensor.data())[0];
+    lossTensor.dispose();
+    if (!Number.isFinite(loss))
+      throw new NanLossError(
+        `the training loss became ${loss} at epoch ${epoch}, batch ${batch + 1} (learning rate ${lr.toExponential(2)}); ` +
+          `the last good checkpoint is kept; try a lower --lr`,
+      );
+    lossSum += loss;
+    batch++;
+    callbacks.onBatch?.({
+      epoch,
+      epochs: config.epochs,
+      batch,
+      batches: stepsPerEpoch,
+      loss: lossSum / batch,
+      lr,
+      imagesPerSec: (batch * config.batchSize) / ((performance.now() - started) / 1000),
+    });
+  }
+  return lossSum / Math.max(1, batch);
+}
+
+/** Forward, backward and update for one batch; returns the batch's mean loss as a scalar tensor. */
+function trainStep(model: tf.LayersModel, optimizer: AdamW, b: Batch, hyper: { lr: number; beta1: number }): tf.Scalar {
+  const trainable = new Set(model.trainableWeights.map((w) => w.read().id));
+  const active = optimizer.params.filter((p) => trainable.has(p.id));
+  const { value, grads } = tf.tidy(() => {
+    const x = tf.tensor4d(b.x, b.shape);
+    const y = tf.oneHot(tf.tensor1d(b.labels, "int32"), NUM_CLASSES);
+    return tf.variableGrads(() => categoricalCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), active);
+  });
+  optimizer.apply(
+    optimizer.params.map((p) => grads[p.name]),
+    hyper,
+  );
+  tf.dispose(Object.values(grads));
+  return value;
+}
+
+function categoricalCrossEntropy(yTrue: tf.Tensor, probs: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(yTrue, tf.log(tf.clipByValue(probs, 1e-7, 1 - 1e-7))), -1))) as tf.Scalar);
+}
+
+export interface Evaluation {
+  loss: number;
+  metrics: ReturnType<typeof minorityMetrics>;
+  /** [n, 2] softmax probabilities, row-major. */
+  probs: Float32Array;
+  labels: Int32Array;
+  paths: string[];
+}
+
+/** Predictions on a split in inference mode (batch norm uses its running statistics). */
+export async function evaluate(model: tf.LayersModel, items: ImageItem[], config: Pick<TrainConfig, "size" | "batchSize" | "cacheDir">): Promise<Evaluation> {
+  const probs = new Float32Array(items.length * NUM_CLASSES);
+  const labels = new Int32Array(items.length);
+  const paths: string[] = [];
+  let offset = 0;
+  for await (const b of imageBatches(items, { size: config.size, batchSize: config.batchSize, cacheDir: config.cacheDir })) {
+    const out = tf.tidy(() => model.predict(tf.tensor4d(b.x, b.shape)) as tf.Tensor);
+    probs.set(await out.data(), offset * NUM_CLASSES);
+    out.dispose();
+    labels.set(b.labels, offset);
+    paths.push(...b.paths);
+    offset += b.labels.length;
+  }
+  const predictions = argmaxRows(probs, NUM_CLASSES);
+  return { loss: crossEntropy(probs, labels, NUM_CLASSES), metrics: minorityMetrics(labels, predictions), probs, labels, paths };
+}

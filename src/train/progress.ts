@@ -1,0 +1,63 @@
+// Progress for long training runs: a line rewritten per batch on a terminal, a line per epoch
+// in a log file, and an updating HTML block in a notebook (anything with an html() method, such
+// as tslab's newDisplay()).
+import type { BatchProgress, EpochRecord, TrainCallbacks } from "./learner.ts";
+
+const fmt = (x: number, d = 4) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+
+export function batchLine(label: string, p: BatchProgress): string {
+  return `${label} epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches} loss ${fmt(p.loss)} lr ${p.lr.toExponential(1)} ${p.imagesPerSec.toFixed(1)} img/s`;
+}
+
+export function epochLine(label: string, r: EpochRecord): string {
+  return (
+    `${label} epoch ${r.epoch}: train loss ${fmt(r.trainLoss)} test loss ${fmt(r.testLoss)} ` +
+    `minority F1 ${fmt(r.f1, 3)} (P ${fmt(r.precision, 3)} R ${fmt(r.recall, 3)}) acc ${fmt(r.accuracy, 3)} ${r.seconds.toFixed(1)} s`
+  );
+}
+
+/** Callbacks that print progress to a stream; per-batch lines only where the stream is a terminal. */
+export function terminalProgress(label: string, stream: NodeJS.WriteStream = process.stderr): TrainCallbacks {
+  const tty = Boolean(stream.isTTY);
+  return {
+    onBatch: (p) => {
+      if (tty) stream.write(`\r\x1b[K${batchLine(label, p)}`);
+    },
+    onEpoch: (r) => {
+      stream.write(`${tty ? "\r\x1b[K" : ""}${epochLine(label, r)}\n`);
+    },
+  };
+}
+
+/** Callbacks that keep one notebook output up to date (tslab: pass newDisplay()). */
+export function displayProgress(label: string, display: { html(s: string): void }, opts: { everyBatches?: number } = {}): TrainCallbacks {
+  const every = opts.everyBatches ?? 1;
+  const epochs: string[] = [];
+  let current = "";
+  const render = () =>
+    display.html(`<pre style="margin:0">${[...epochs, current].filter(Boolean).map(escapeHtml).join("\n")}</pre>`);
+  return {
+    onBatch: (p) => {
+      current = batchLine(label, p);
+      if (p.batch % every === 0 || p.batch === p.batches) render();
+    },
+    onEpoch: (r) => {
+      epochs.push(epochLine(label, r));
+      current = "";
+      render();
+    },
+  };
+}
+
+/** Run several callback sets as one. */
+export function combineCallbacks(...all: TrainCallbacks[]): TrainCallbacks {
+  return {
+    onBatch: (p) => all.forEach((c) => c.onBatch?.(p)),
+    onEpoch: (r) => all.forEach((c) => c.onEpoch?.(r)),
+    stopAfterEpoch: all.find((c) => c.stopAfterEpoch !== undefined)?.stopAfterEpoch,
+  };
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+}
