@@ -1,0 +1,207 @@
+// Faster element-wise, reduction, Tile and MaxPoolGrad kernels for tfjs's "cpu" backend.
+//
+// Once the convolutions are fast (cpu-conv.ts), a training step of a small VGG19-BN spends
+// most of its time in batch norm's forward and backward pass: Multiply, Sub, Add, RealDiv with
+// a per-channel operand ([1,1,1,C] against [N,H,W,C]), Sum and Mean over [0,1,2], Tile, plus
+// the max pools' gradient. The stock kernels compute a multi-dimensional index per element,
+// transpose before reducing and walk a TensorBuffer; these replacements are flat loops
+// (broadcast.ts, reduce.ts, max-pool-grad.ts) that give bit-identical results.
+//
+// registerCpuElementwiseKernels() swaps them in; unregisterCpuElementwiseKernels() puts the
+// stock kernels back. What they do not cover (other dtypes, other broadcast patterns, reductions
+// over non-adjacent axes, Tile that is not whole copies) goes to the stock kernel.
+
+import * as tf from "@tensorflow/tfjs";
+import { type BinaryOpName, binaryOp, repeatWhole, rowBroadcast, wholeTileCount } from "./broadcast.ts";
+import { maxPoolGrad } from "./max-pool-grad.ts";
+import { maxBlock, meanBlock, type ReductionBlock, reductionBlock, sumBlock } from "./reduce.ts";
+
+export const CPU_ELEMENTWISE_KERNEL_NAMES = [
+  "Add",
+  "Sub",
+  "Multiply",
+  "RealDiv",
+  "Sum",
+  "Mean",
+  "Max",
+  "Tile",
+  "MaxPoolGrad",
+] as const;
+export type CpuElementwiseKernelName = (typeof CPU_ELEMENTWISE_KERNEL_NAMES)[number];
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+type KernelResult = tf.TensorInfo | tf.TensorInfo[];
+
+/** The part of tfjs's MathBackendCPU these kernels use. */
+interface CpuBackend {
+  data: { get(dataId: object): { values?: unknown } };
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
+}
+
+// The stock kernels, captured before ours replace them, so fallbacks and comparisons can reach them.
+const stockKernels = new Map<CpuElementwiseKernelName, tf.KernelFunc>();
+let registered = false;
+
+// How often each kernel took the fast path or fell back: tells you whether training really ran fast.
+const calls = Object.fromEntries(CPU_ELEMENTWISE_KERNEL_NAMES.map((name) => [name, { fast: 0, fallback: 0 }])) as Record<
+  CpuElementwiseKernelName,
+  { fast: number; fallback: number }
+>;
+
+/** Counts of fast-path and fallback calls per kernel since the process started. */
+export function cpuElementwiseKernelCalls(): Record<CpuElementwiseKernelName, { fast: number; fallback: number }> {
+  return structuredClone(calls);
+}
+
+function fallback(name: CpuElementwiseKernelName, args: KernelArgs): KernelResult {
+  calls[name].fallback++;
+  return stockCpuElementwiseKernel(name)(args);
+}
+
+/** Replace the cpu backend's kernels listed in CPU_ELEMENTWISE_KERNEL_NAMES. Safe to call twice. */
+export function registerCpuElementwiseKernels(): void {
+  if (registered) return;
+  for (const name of CPU_ELEMENTWISE_KERNEL_NAMES) {
+    stockKernels.set(name, stockCpuElementwiseKernel(name));
+    tf.unregisterKernel(name, "cpu");
+    tf.registerKernel({ kernelName: name, backendName: "cpu", kernelFunc: OUR_KERNELS[name] });
+  }
+  registered = true;
+}
+
+/** Put the stock tfjs cpu kernels back. */
+export function unregisterCpuElementwiseKernels(): void {
+  if (!registered) return;
+  for (const name of CPU_ELEMENTWISE_KERNEL_NAMES) {
+    tf.unregisterKernel(name, "cpu");
+    tf.registerKernel({ kernelName: name, backendName: "cpu", kernelFunc: stockCpuElementwiseKernel(name) });
+  }
+  registered = false;
+}
+
+export function cpuElementwiseKernelsRegistered(): boolean {
+  return registered;
+}
+
+/** The stock tfjs kernel function, whether or not ours are registered (for fallbacks, tests, benches). */
+export function stockCpuElementwiseKernel(name: CpuElementwiseKernelName): tf.KernelFunc {
+  const saved = stockKernels.get(name);
+  if (saved) return saved;
+  const config = tf.getKernel(name, "cpu");
+  if (!config) throw new Error(`tfjs has no cpu kernel ${name}: import @tensorflow/tfjs first`);
+  return config.kernelFunc;
+}
+
+// ---------------------------------------------------------------- kernels
+
+function binaryKernel(name: BinaryOpName): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as CpuBackend;
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const aValues = float32Values(backend, a);
+    const bValues = float32Values(backend, b);
+    const plan = aValues && bValues ? rowBroadcast(a.shape, b.shape) : undefined;
+    if (!aValues || !bValues || !plan) return fallback(name, args);
+    calls[name].fast++;
+    return backend.makeTensorInfo(plan.outShape, "float32", binaryOp(name, aValues, bValues, plan));
+  };
+}
+
+type Reducer = typeof sumBlock;
+
+/** Sum, Mean and Max share everything but the loop and the name of their axis attribute. */
+function reductionKernel(name: "Sum" | "Mean" | "Max", axisAttr: "axis" | "reductionIndices", reduce: Reducer): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as CpuBackend;
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const attrs = args.attrs ?? {};
+    const values = float32Values(backend, x);
+    const block = values ? reductionBlockOf(x.shape, attrs[axisAttr], Boolean(attrs.keepDims)) : undefined;
+    if (!values || !block) return fallback(name, args);
+    calls[name].fast++;
+    return backend.makeTensorInfo(block.outShape, "float32", reduce(values, block));
+  };
+}
+
+function tileKernel(args: KernelArgs): KernelResult {
+  const backend = args.backend as CpuBackend;
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const reps = (args.attrs?.reps ?? []) as number[];
+  const values = float32Values(backend, x);
+  const count = values ? wholeTileCount(x.shape, reps) : undefined;
+  if (!values || count === undefined) return fallback("Tile", args);
+  calls.Tile.fast++;
+  const outShape = x.shape.map((d, i) => d * reps[i]);
+  return backend.makeTensorInfo(outShape, "float32", repeatWhole(values, count));
+}
+
+function maxPoolGradKernel(args: KernelArgs): KernelResult {
+  const backend = args.backend as CpuBackend;
+  const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+  const attrs = args.attrs ?? {};
+  const xValues = float32Values(backend, input);
+  const dyValues = float32Values(backend, dy);
+  if (!xValues || !dyValues || input.shape.length !== 4) return fallback("MaxPoolGrad", args);
+  // The stock kernel's geometry, from the same attributes (dilation is always 1 for MaxPoolGrad).
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    attrs.filterSize as number | [number, number],
+    attrs.strides as number | [number, number],
+    1,
+    attrs.pad as "same" | "valid" | number | tf.backend_util.ExplicitPadding,
+    attrs.dimRoundingMode as "floor" | "round" | "ceil" | undefined,
+  );
+  if (tf.util.sizeFromShape(info.outShape) !== dyValues.length) return fallback("MaxPoolGrad", args);
+  calls.MaxPoolGrad.fast++;
+  const dx = maxPoolGrad(xValues, dyValues, {
+    batch: info.batchSize,
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    channels: info.inChannels,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  });
+  return backend.makeTensorInfo(input.shape, "float32", dx);
+}
+
+const OUR_KERNELS: Record<CpuElementwiseKernelName, tf.KernelFunc> = {
+  Add: binaryKernel("Add"),
+  Sub: binaryKernel("Sub"),
+  Multiply: binaryKernel("Multiply"),
+  RealDiv: binaryKernel("RealDiv"),
+  Sum: reductionKernel("Sum", "axis", sumBlock),
+  Mean: reductionKernel("Mean", "axis", meanBlock),
+  Max: reductionKernel("Max", "reductionIndices", maxBlock),
+  Tile: tileKernel,
+  MaxPoolGrad: maxPoolGradKernel,
+};
+
+// ---------------------------------------------------------------- helpers
+
+/** The tensor's values if they are a plain Float32Array (not complex, int or string). */
+function float32Values(backend: CpuBackend, t: tf.TensorInfo): Float32Array | undefined {
+  if (t.dtype !== "float32") return undefined;
+  const values = backend.data.get(t.dataId).values;
+  return values instanceof Float32Array ? values : undefined;
+}
+
+/**
+ * The reduction's [outer, reduce, inner] view, with tfjs's reading of the axis attribute (a
+ * number, an array, negative counts from the end, absent means all axes). Axes out of order are
+ * left to the stock kernel: it would add the terms in that order.
+ */
+function reductionBlockOf(shape: number[], axis: unknown, keepDims: boolean): ReductionBlock | undefined {
+  let axes: number[];
+  try {
+    axes = tf.util.parseAxisParam(axis as number | number[], shape);
+  } catch {
+    return undefined; // let the stock kernel raise its own error
+  }
+  return reductionBlock(shape, axes, keepDims);
+}
