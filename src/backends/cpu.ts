@@ -3,6 +3,7 @@
 // runs at about 0.01 GFLOP/s, hopeless for training).
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
+import { registerCpuElementwiseKernels } from "./cpu-elementwise.ts";
 
 interface CpuConvModule {
   registerCpuConvKernels(): void;
@@ -29,7 +30,7 @@ export function cpuName(): string {
 
 export interface CpuStarted {
   device: string;
-  /** "finalbn conv kernels" or "stock tfjs kernels (<why>)". */
+  /** "finalbn conv and elementwise kernels" or "stock tfjs kernels (<why>)". */
   kernels: string;
 }
 
@@ -45,7 +46,10 @@ export async function startCpu(): Promise<CpuStarted> {
   if (module) {
     try {
       module.registerCpuConvKernels();
-      kernels = "finalbn conv kernels";
+      // Batch norm's forward and backward are broadcasts and reductions, which the stock kernels
+      // index element by element; ours take a training step about 4x faster.
+      registerCpuElementwiseKernels();
+      kernels = "finalbn conv and elementwise kernels";
     } catch (error) {
       kernels = `stock tfjs kernels (registerCpuConvKernels failed: ${(error as Error).message.split("\n")[0]})`;
     }
