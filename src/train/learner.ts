@@ -79,6 +79,7 @@ export async function train(config: TrainConfig, opts: { runDir: string; info: R
   const log = new RunLog(runDir);
   const resumed = await loadCheckpoint(runDir, model, optimizer, config);
   const history: EpochRecord[] = resumed?.history ?? [];
+  const resumedAfter = resumed ? history.length : undefined;
   if (!resumed) await log.start(config, opts.info);
 
   for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
@@ -100,11 +101,11 @@ export async function train(config: TrainConfig, opts: { runDir: string; info: R
     await saveCheckpoint(runDir, model, optimizer, { config, history });
     await log.epoch(history);
     callbacks.onEpoch?.(record);
-    if (callbacks.stopAfterEpoch === epoch) return { runDir, history, resumedAfter: resumed?.history.length, model };
+    if (callbacks.stopAfterEpoch === epoch) return { runDir, history, resumedAfter, model };
   }
   const final = await evaluate(model, data.test, config);
   await log.finish(history, final);
-  return { runDir, history, resumedAfter: resumed?.history.length, model };
+  return { runDir, history, resumedAfter, model };
 }
 
 async function trainEpoch(o: {
