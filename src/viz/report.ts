@@ -33,10 +33,11 @@ export interface ReportInput {
 export function reportHtml(r: ReportInput): string {
   const { seed: _seed, finalBN: _finalBN, ...settings } = r.config;
   const f = (x: number) => x.toFixed(3);
+  const pm = (m: number, sd: number, n: number) => (n > 1 ? `${f(m)} ± ${f(sd)}` : f(m));
   const rows = r.summary
     .map(
       (s) =>
-        `<tr><td>${escapeHtml(s.variant)}</td><td>${s.seeds}</td><td>${f(s.finalF1)} ± ${f(s.finalF1Std)}</td><td>${f(s.bestF1)} ± ${f(s.bestF1Std)}</td>` +
+        `<tr><td>${escapeHtml(s.variant)}</td><td>${s.seeds}</td><td>${pm(s.finalF1, s.finalF1Std, s.seeds)}</td><td>${pm(s.bestF1, s.bestF1Std, s.seeds)}</td>` +
         `<td>${s.finalTestLoss.toFixed(4)}</td><td>${s.finalTrainLoss.toFixed(4)}</td><td>${f(s.finalAccuracy)}</td></tr>`,
     )
     .join("\n");
