@@ -9,7 +9,8 @@ import { existsSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fetchDataset, fileUrl, sha256Hex, type FetchOptions } from "../src/data/fetch.ts";
+import { fetchDataset, fileUrl, type FetchOptions } from "../src/data/fetch.ts";
+import { sha256Hex } from "../src/data/files.ts";
 import { writeManifest } from "../src/data/manifest.ts";
 import type { Manifest, ManifestImage, SplitSettings } from "../src/data/types.ts";
 

@@ -14,11 +14,11 @@ import {
   imageBatches,
   loadImage,
   loadPixels,
-  sha256Hex,
   type Batch,
   type BatchOptions,
   type ImageItem,
 } from "../src/data/images.ts";
+import { sha256Hex } from "../src/data/files.ts";
 
 const DATA = path.resolve(import.meta.dirname, "../../shared/data/plantvillage");
 const SIZE = 16;

@@ -2,10 +2,10 @@
 // anyone with internet can rebuild exactly the split a manifest describes. Every file is
 // checked against the manifest's SHA-256, and a run can be stopped and started again: files
 // already present with the right bytes are kept, everything else is fetched.
-import { createHash } from "node:crypto";
-import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { readFile, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { Manifest, ManifestImage } from "./types.ts";
+import { sha256Hex, writeFileAtomic } from "./files.ts";
 
 export const DEFAULT_BASE_URL = "https://raw.githubusercontent.com/spMohanty/PlantVillage-Dataset/master/";
 
@@ -51,10 +51,6 @@ export function localPath(outDir: string, manifestPath: string): string {
   // The manifest reader already rejects "..", but this function is also called with hand-made manifests.
   if (!file.startsWith(root + path.sep)) throw new Error(`path ${manifestPath} leaves the output folder`);
   return file;
-}
-
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** Download every image the manifest lists into outDir; never throws for one bad file. */
@@ -104,16 +100,8 @@ async function fetchOne(image: ManifestImage, o: Settings): Promise<"downloaded"
   if (existing) await rm(target, { force: true });
 
   const bytes = await downloadVerified(fileUrl(o.baseUrl, image.path), image.sha256, o);
-  await mkdir(path.dirname(target), { recursive: true });
-  // Write to a temporary name and rename: a crash mid-write never leaves a half file under the final name.
-  const part = `${target}.part-${process.pid}`;
-  try {
-    await writeFile(part, bytes);
-    await rename(part, target);
-  } catch (err) {
-    await rm(part, { force: true });
-    throw err;
-  }
+  // The temporary name carries our pid so a later run can tell a dead run's leftovers from a live one's.
+  await writeFileAtomic(target, bytes, { tmp: `${target}.part-${process.pid}` });
   return "downloaded";
 }
 

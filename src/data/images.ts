@@ -2,12 +2,12 @@
 // a disk cache, flip some of them for augmentation, normalise with the ImageNet statistics.
 // Plain typed arrays only (no tfjs): the training code turns a batch into a tensor with
 // tf.tensor4d(batch.x, batch.shape).
-import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { makeRng, shuffled, subSeed } from "./rng.ts";
+import { sha256Hex, writeFileAtomic } from "./files.ts";
 
 /** ImageNet channel statistics (RGB), the ones the pretrained VGG/ResNet weights expect. */
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
@@ -59,9 +59,6 @@ export function cachePath(cacheDir: string, sha256: string, size: number): strin
   return path.join(path.resolve(cacheDir), String(size), sha256.slice(0, 2), `${sha256}.rgb`);
 }
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
 
 /**
  * Decode an image (PNG, JPEG, anything sharp reads) to size x size RGB bytes, row-major HWC.
@@ -91,19 +88,6 @@ async function readSource(file: string): Promise<Buffer> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new Error(`cannot read ${file}: ${e.code ?? e.message}`, { cause: err });
-  }
-}
-
-/** Write under a temporary name, then rename: readers never see a half-written entry. */
-async function writeAtomic(file: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
   }
 }
 
@@ -147,7 +131,7 @@ export async function loadPixels(
   }
   opts.onDecode?.(file);
   const pixels = await decodeImage(source, size, file);
-  await writeAtomic(entry, pixels);
+  await writeFileAtomic(entry, pixels);
   return pixels;
 }
 

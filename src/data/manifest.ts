@@ -1,9 +1,9 @@
 // Reading and writing manifests. Writing is byte-stable (fixed key order, sorted images, no
 // timestamps) so that building the same split twice gives identical files.
-import { readFile, writeFile, rename, mkdir } from "node:fs/promises";
-import path from "node:path";
+import { readFile } from "node:fs/promises";
 import type { Manifest, ManifestImage } from "./types.ts";
 import { byCodeUnit } from "./rng.ts";
+import { writeFileAtomic } from "./files.ts";
 
 export const MANIFEST_FORMAT = "finalbn-manifest/1";
 const SPLIT_ORDER = { train: 0, val: 1, test: 2 } as const;
@@ -35,10 +35,7 @@ export function manifestText(m: Manifest): string {
 
 /** Write atomically: a crash never leaves a half-written manifest under the final name. */
 export async function writeManifest(file: string, m: Manifest): Promise<void> {
-  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, manifestText(m));
-  await rename(tmp, file);
+  await writeFileAtomic(file, manifestText(m));
 }
 
 /** Read and validate a manifest; errors name the file and what is wrong. */

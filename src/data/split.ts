@@ -17,7 +17,7 @@ import { mapLimit } from "./index.ts";
 import { matchCrop, normalKey } from "./classes.ts";
 import { byCodeUnit, makeRng, shuffled, subSeed } from "./rng.ts";
 import { MANIFEST_FORMAT } from "./manifest.ts";
-import { sha256File } from "./verify.ts";
+import { sha256File } from "./files.ts";
 
 export interface SplitOptions {
   /** A crop as a person types it: "Pepper", "potato", "Synthetic". */

@@ -1,14 +1,10 @@
 // Hashing image files and checking a folder against a manifest: the same split on two
 // machines is only the same experiment if every file has the same bytes.
-import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import type { Manifest } from "./types.ts";
 import { findClassFolders, mapLimit, resolveImagePath } from "./index.ts";
+import { sha256File } from "./files.ts";
 
-/** Lower-case hex SHA-256 of a file's bytes. (PlantVillage images are small: read whole.) */
-export async function sha256File(file: string): Promise<string> {
-  return createHash("sha256").update(await readFile(file)).digest("hex");
-}
+export { sha256File };
 
 export interface VerifyResult {
   /** Images in the manifest that were looked at (all of them). */

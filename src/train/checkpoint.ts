@@ -8,7 +8,7 @@ import { parseSafetensors, toFloat32, writeSafetensors, type TensorToWrite } fro
 import type { TrainConfig } from "./config.ts";
 import type { AdamW } from "./adamw.ts";
 import type { EpochRecord } from "./learner.ts";
-import { writeFileAtomic } from "./run-log.ts";
+import { writeFileAtomic } from "../data/files.ts";
 
 export const CHECKPOINT_FILE = "checkpoint.safetensors";
 const FORMAT = "finalbn-checkpoint/1";

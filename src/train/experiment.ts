@@ -7,7 +7,8 @@ import path from "node:path";
 import { resolveTrainConfig, variantName, type TrainConfig } from "./config.ts";
 import { train, type EpochRecord, type TrainCallbacks } from "./learner.ts";
 import { meanStd } from "./metrics.ts";
-import { writeFileAtomic, type RunInfo } from "./run-log.ts";
+import { writeFileAtomic } from "../data/files.ts";
+import type { RunInfo } from "./run-log.ts";
 import { writeReport } from "../viz/report.ts";
 
 export type FinalBNChoice = "with" | "without" | "both";

@@ -2,8 +2,8 @@
 // versions; metrics per epoch as JSON lines and CSV; and, at the end, the test-set predictions
 // (for calibration plots) and a summary. Every file is rewritten whole and atomically, so a run
 // killed at any moment leaves readable files that agree with its last checkpoint.
-import { mkdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { writeFileAtomic } from "../data/files.ts";
 import type { TrainConfig } from "./config.ts";
 import type { EpochRecord, Evaluation } from "./learner.ts";
 
@@ -11,13 +11,6 @@ export interface RunInfo {
   backend: string;
   device: string;
   versions: Record<string, string>;
-}
-
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, data);
-  await rename(tmp, file);
 }
 
 const CSV_COLUMNS = ["epoch", "trainLoss", "testLoss", "accuracy", "precision", "recall", "f1", "tn", "fp", "fn", "tp", "lr", "seconds", "imagesPerSec"] as const;

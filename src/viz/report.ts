@@ -5,7 +5,7 @@ import { createRequire } from "node:module";
 import type { SummaryRow, VariantRun } from "../train/experiment.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { RunInfo } from "../train/run-log.ts";
-import { writeFileAtomic } from "../train/run-log.ts";
+import { writeFileAtomic } from "../data/files.ts";
 import { escapeHtml } from "../train/progress.ts";
 import { curveFigure, f1VersusLossFigure, type Figure } from "./charts.ts";
 
