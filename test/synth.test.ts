@@ -222,3 +222,15 @@ describe("the disease cue", () => {
     assert.ok(acc >= 0.9, `lesion detector gets ${acc}`);
   });
 });
+
+test("lesionScale grows the lesions and leaves the leaf itself and healthy leaves unchanged", () => {
+  for (const seed of [1, 2, 3, 4, 5]) {
+    const small = sampleLeaf({ seed, diseased: true });
+    const big = sampleLeaf({ seed, diseased: true, lesionScale: 2 });
+    const lesions = (s: typeof small) => s.spots.filter((p) => p.kind === "lesion");
+    assert.deepEqual(big.shape, small.shape, "same leaf");
+    assert.ok(lesions(big).length >= 1);
+    for (const l of lesions(big)) assert.ok(l.radius >= 0.04 - 1e-12 && l.radius <= 0.06 + 1e-12, `radius ${l.radius} is twice 2-3%`);
+    assert.deepEqual(sampleLeaf({ seed, diseased: false, lesionScale: 2 }), sampleLeaf({ seed, diseased: false }), "healthy leaves have no lesions to scale");
+  }
+});

@@ -1,4 +1,4 @@
-// npm run synth -- --out DIR [--per-class N] [--size PX] [--seed S] [--format png|jpeg]
+// npm run synth -- --out DIR [--per-class N] [--size PX] [--seed S] [--format png|jpeg] [--lesion-scale X]
 // Writes the synthetic leaf dataset in the PlantVillage folder layout, so that
 // `npm run split -- --data DIR --crop Synthetic ...` can use it like the real photos.
 import { stat } from "node:fs/promises";
@@ -11,6 +11,7 @@ const spec = {
   size: { type: "string", help: "image width and height in pixels", default: "64" },
   seed: { type: "string", help: "random seed (same seed, same images)", default: "1" },
   format: { type: "string", help: "png (lossless) or jpeg", default: "png" },
+  "lesion-scale": { type: "string", help: "lesion size relative to the default (bigger is easier to learn)", default: "1" },
 } as const satisfies Record<string, FlagSpec>;
 
 runCli(async () => {
@@ -18,6 +19,7 @@ runCli(async () => {
   const perClass = numberFlag("per-class", flags["per-class"], { integer: true, min: 1, max: 99999 })!;
   const size = numberFlag("size", flags.size, { integer: true, min: 8, max: 1024 })!;
   const seed = numberFlag("seed", flags.seed, { integer: true, min: 0, max: 0xffffffff })!;
+  const lesionScale = numberFlag("lesion-scale", flags["lesion-scale"], { min: 0.25, max: 4 })!;
   const format = flags.format;
   if (format !== "png" && format !== "jpeg") throw new UsageError(`--format must be png or jpeg, got "${format}"`);
   const existing = await stat(flags.out).catch(() => undefined);
@@ -34,7 +36,7 @@ runCli(async () => {
     }
   };
 
-  const result = await writeSyntheticDataset({ outDir: flags.out, perClass, size, seed, format, onProgress });
+  const result = await writeSyntheticDataset({ outDir: flags.out, perClass, size, seed, format, lesionScale, onProgress });
   if (tty) process.stderr.write("\n");
   for (const c of result.classes) console.log(`${c.dir}: ${c.files.length} images`);
   if (result.removed > 0) console.log(`removed ${result.removed} leftover images from an earlier run`);

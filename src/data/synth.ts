@@ -24,6 +24,11 @@ export interface LeafOptions {
   /** Width and height in pixels. */
   size: number;
   diseased: boolean;
+  /**
+   * Lesion size relative to the default (radius 2-3% of the image). Small images need larger
+   * lesions for a small network trained from scratch to see them: at 32 px a default core is one pixel.
+   */
+  lesionScale?: number;
 }
 
 /** The leaf's outline and placement. Lengths are fractions of the image size. */
@@ -204,7 +209,7 @@ function leafArea(s: LeafShape, o: Outline): number {
  * Sample the scene for one image. The leaf itself comes from the seed alone, so the diseased
  * version of a seed is the very same leaf plus lesions (handy for showing what the cue is).
  */
-export function sampleLeaf(opts: { seed: number; diseased: boolean }): LeafScene {
+export function sampleLeaf(opts: { seed: number; diseased: boolean; lesionScale?: number }): LeafScene {
   const rng = makeRng(subSeed(opts.seed, "leaf"));
 
   const shape: LeafShape = {
@@ -313,7 +318,7 @@ export function sampleLeaf(opts: { seed: number; diseased: boolean }): LeafScene
     if (clear) scene.spots.push(spot("dirt", { x, y }, r, hsv(uniform(rng, 18, 45), uniform(rng, 0.3, 0.7), uniform(rng, 0.1, 0.3))));
   }
 
-  if (opts.diseased) scene.spots.push(...sampleLesions(opts.seed, scene));
+  if (opts.diseased) scene.spots.push(...sampleLesions(opts.seed, scene, opts.lesionScale ?? 1));
   return scene;
 }
 
@@ -323,16 +328,17 @@ export function sampleLeaf(opts: { seed: number; diseased: boolean }): LeafScene
  * at 64 px) inside a yellow halo 1.6-2.1 times as wide. Further lesions are only added while
  * the dark cores cover at most 3% of the leaf and cores with halos at most 10%.
  */
-function sampleLesions(seed: number, scene: LeafScene): Spot[] {
+function sampleLesions(seed: number, scene: LeafScene, scale: number): Spot[] {
   const rng = makeRng(subSeed(seed, "lesions"));
   const wanted = [1, 1, 2, 2, 3, 3, 4, 5][intBetween(rng, 0, 7)];
   const out: Spot[] = [];
   let coreArea = 0;
   let haloArea = 0;
   for (let i = 0; i < wanted; i++) {
-    const r = uniform(rng, 0.02, 0.03);
+    const r = scale * uniform(rng, 0.02, 0.03);
     const halo = r * uniform(rng, 1.6, 2.1);
-    if (out.length > 0 && (coreArea + Math.PI * r * r > 0.03 * scene.leafArea || haloArea + Math.PI * halo * halo > 0.1 * scene.leafArea)) break;
+    const cap = scale * scale; // the area limits grow with the lesions, so scaling keeps their number
+    if (out.length > 0 && (coreArea + Math.PI * r * r > 0.03 * cap * scene.leafArea || haloArea + Math.PI * halo * halo > 0.1 * cap * scene.leafArea)) break;
     const at = placeOnLeaf(rng, scene, halo, 0.75, out) ?? (out.length === 0 ? fromLeaf(scene.shape, 0.5, 0) : null);
     if (!at) continue;
     const s = spot("lesion", at, r, hsv(uniform(rng, 18, 38), uniform(rng, 0.5, 0.8), uniform(rng, 0.12, 0.28)));
@@ -513,6 +519,8 @@ export interface SynthDatasetOptions {
   size?: number;
   seed?: number;
   format?: "png" | "jpeg";
+  /** Lesion size relative to the default; see LeafOptions. */
+  lesionScale?: number;
   /** Called after each image is written. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -535,7 +543,8 @@ export function imageSeed(seed: number, className: string, index: number): numbe
  * Re-running into the same folder rewrites the same bytes and deletes leftover leaf_ files.
  */
 export async function writeSyntheticDataset(opts: SynthDatasetOptions): Promise<SynthDatasetResult> {
-  const { outDir, perClass = 200, size = 64, seed = 1, format = "png", onProgress } = opts;
+  const { outDir, perClass = 200, size = 64, seed = 1, format = "png", lesionScale = 1, onProgress } = opts;
+  if (!(lesionScale > 0 && lesionScale <= 4)) throw new RangeError(`lesionScale must be in (0, 4], got ${lesionScale}`);
   if (!Number.isInteger(perClass) || perClass < 1 || perClass > 99999) throw new RangeError(`perClass must be an integer in 1..99999, got ${perClass}`);
   if (!Number.isInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
   if (format !== "png" && format !== "jpeg") throw new RangeError(`format must be png or jpeg, got ${String(format)}`);
@@ -557,7 +566,7 @@ export async function writeSyntheticDataset(opts: SynthDatasetOptions): Promise<
     for (let start = 0; start < perClass; start += batch) {
       const jobs = [];
       for (let i = start; i < Math.min(start + batch, perClass); i++) {
-        const pixels = generateLeaf({ seed: imageSeed(seed, name, i), size, diseased });
+        const pixels = generateLeaf({ seed: imageSeed(seed, name, i), size, diseased, lesionScale });
         const img = sharp(pixels, { raw: { width: size, height: size, channels: 3 } });
         const encoded = format === "png" ? img.png({ compressionLevel: 9 }) : img.jpeg({ quality: 92 });
         jobs.push(encoded.toFile(path.join(dir, files[i])).then(() => onProgress?.(++done, total)));
