@@ -9,6 +9,7 @@
 // Reading values on this backend in Node: `await t.data()`, never dataSync() (it needs OffscreenCanvas).
 import * as tf from "@tensorflow/tfjs";
 import { withTimeout } from "./timeout.ts";
+import { registerWebGpuConvKernels } from "./webgpu-conv.ts";
 
 export interface AdapterSummary {
   vendor: string;
@@ -115,4 +116,5 @@ export async function startWebGpu({ timeoutMs }: { timeoutMs: number }): Promise
     await tf.setBackend("cpu");
     throw error;
   }
+  registerWebGpuConvKernels(); // our filter gradient (webgpu-conv.ts) in place of tfjs's stock one
 }
