@@ -1,0 +1,3 @@
+import { trainSuite } from "./train-suite.ts";
+
+trainSuite("cpu");
