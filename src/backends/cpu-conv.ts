@@ -15,6 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { conv2dFilterGrad, conv2dForward, conv2dInputGrad } from "./conv-gemm.ts";
 import type { ConvGeometry } from "./im2col.ts";
+import { kernelSet } from "./kernel-set.ts";
 
 export const CPU_CONV_KERNEL_NAMES = ["Conv2D", "FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;
 export type CpuConvKernelName = (typeof CPU_CONV_KERNEL_NAMES)[number];
@@ -30,59 +31,18 @@ interface CpuBackend {
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }
 
-// The stock kernels, captured before ours replace them, so fallbacks and comparisons can reach them.
-const stockKernels = new Map<CpuConvKernelName, tf.KernelFunc>();
-let registered = false;
-
-// How often each kernel took the fast path or fell back: tells you whether training really ran fast.
-const calls = Object.fromEntries(CPU_CONV_KERNEL_NAMES.map((name) => [name, { fast: 0, fallback: 0 }])) as Record<
-  CpuConvKernelName,
-  { fast: number; fallback: number }
->;
-
-/** Counts of fast-path and fallback calls per kernel since the process started. */
-export function cpuConvKernelCalls(): Record<CpuConvKernelName, { fast: number; fallback: number }> {
-  return structuredClone(calls);
-}
-
-function fallback(name: CpuConvKernelName, args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
-  calls[name].fallback++;
-  return stockCpuConvKernel(name)(args);
-}
+const kernels = kernelSet("cpu", CPU_CONV_KERNEL_NAMES, () => OUR_KERNELS);
 
 /** Replace the cpu backend's convolution kernels with the GEMM-based ones. Safe to call twice. */
-export function registerCpuConvKernels(): void {
-  if (registered) return;
-  for (const name of CPU_CONV_KERNEL_NAMES) {
-    stockKernels.set(name, stockCpuConvKernel(name));
-    tf.unregisterKernel(name, "cpu");
-    tf.registerKernel({ kernelName: name, backendName: "cpu", kernelFunc: OUR_KERNELS[name] });
-  }
-  registered = true;
-}
-
+export const registerCpuConvKernels = (): void => kernels.register();
 /** Put the stock tfjs cpu kernels back. */
-export function unregisterCpuConvKernels(): void {
-  if (!registered) return;
-  for (const name of CPU_CONV_KERNEL_NAMES) {
-    tf.unregisterKernel(name, "cpu");
-    tf.registerKernel({ kernelName: name, backendName: "cpu", kernelFunc: stockCpuConvKernel(name) });
-  }
-  registered = false;
-}
-
-export function cpuConvKernelsRegistered(): boolean {
-  return registered;
-}
-
+export const unregisterCpuConvKernels = (): void => kernels.unregister();
+export const cpuConvKernelsRegistered = (): boolean => kernels.registered();
+/** Counts of fast-path and fallback calls per kernel: tells you whether training really ran fast. */
+export const cpuConvKernelCalls = () => kernels.calls();
 /** The stock tfjs kernel function, whether or not ours are registered (for fallbacks, tests, benches). */
-export function stockCpuConvKernel(name: CpuConvKernelName): tf.KernelFunc {
-  const saved = stockKernels.get(name);
-  if (saved) return saved;
-  const config = tf.getKernel(name, "cpu");
-  if (!config) throw new Error(`tfjs has no cpu kernel ${name}: import @tensorflow/tfjs first`);
-  return config.kernelFunc;
-}
+export const stockCpuConvKernel = (name: CpuConvKernelName): tf.KernelFunc => kernels.stock(name);
+const fallback = kernels.fallback;
 
 // ---------------------------------------------------------------- kernels
 
@@ -94,7 +54,7 @@ function conv2DKernel(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const wValues = float32Values(backend, filter);
   const info = convInfoIfSupported(x.shape as Shape4, filter.shape as Shape4, attrs);
   if (!xValues || !wValues || !info) return fallback("Conv2D", args);
-  calls.Conv2D.fast++;
+  kernels.fast("Conv2D");
   const y = conv2dForward(xValues, wValues, geometryOf(info));
   return backend.makeTensorInfo(info.outShape, "float32", y);
 }
@@ -112,7 +72,7 @@ function fusedConv2DKernel(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const biasOk = !bias || (biasValues !== undefined && isChannelBias(bias.shape, info?.outChannels ?? -1));
   const activate = activationFunction(activation, alpha);
   if (!xValues || !wValues || !info || !biasOk || !activate) return fallback("FusedConv2D", args);
-  calls.FusedConv2D.fast++;
+  kernels.fast("FusedConv2D");
   const y = conv2dForward(xValues, wValues, geometryOf(info));
   addBiasAndActivate(y, info.outChannels, biasValues, activate);
   return backend.makeTensorInfo(info.outShape, "float32", y);
@@ -126,7 +86,7 @@ function conv2DBackpropInputKernel(args: KernelArgs): tf.TensorInfo | tf.TensorI
   const wValues = float32Values(backend, filter);
   const info = convInfoIfSupported(attrs.inputShape as Shape4, filter.shape as Shape4, attrs);
   if (!dyValues || !wValues || !info) return fallback("Conv2DBackpropInput", args);
-  calls.Conv2DBackpropInput.fast++;
+  kernels.fast("Conv2DBackpropInput");
   const dx = conv2dInputGrad(dyValues, wValues, geometryOf(info));
   return backend.makeTensorInfo(info.inShape, "float32", dx);
 }
@@ -139,7 +99,7 @@ function conv2DBackpropFilterKernel(args: KernelArgs): tf.TensorInfo | tf.Tensor
   const dyValues = float32Values(backend, dy);
   const info = convInfoIfSupported(x.shape as Shape4, attrs.filterShape as Shape4, attrs);
   if (!xValues || !dyValues || !info) return fallback("Conv2DBackpropFilter", args);
-  calls.Conv2DBackpropFilter.fast++;
+  kernels.fast("Conv2DBackpropFilter");
   const dw = conv2dFilterGrad(xValues, dyValues, geometryOf(info));
   return backend.makeTensorInfo(info.filterShape, "float32", dw);
 }

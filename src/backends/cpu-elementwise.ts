@@ -15,6 +15,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type BinaryOpName, binaryOp, repeatWhole, rowBroadcast, wholeTileCount } from "./broadcast.ts";
 import { maxPoolGrad } from "./max-pool-grad.ts";
 import { maxBlock, meanBlock, type ReductionBlock, reductionBlock, sumBlock } from "./reduce.ts";
+import { kernelSet } from "./kernel-set.ts";
 
 export const CPU_ELEMENTWISE_KERNEL_NAMES = [
   "Add",
@@ -38,59 +39,18 @@ interface CpuBackend {
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }
 
-// The stock kernels, captured before ours replace them, so fallbacks and comparisons can reach them.
-const stockKernels = new Map<CpuElementwiseKernelName, tf.KernelFunc>();
-let registered = false;
-
-// How often each kernel took the fast path or fell back: tells you whether training really ran fast.
-const calls = Object.fromEntries(CPU_ELEMENTWISE_KERNEL_NAMES.map((name) => [name, { fast: 0, fallback: 0 }])) as Record<
-  CpuElementwiseKernelName,
-  { fast: number; fallback: number }
->;
-
-/** Counts of fast-path and fallback calls per kernel since the process started. */
-export function cpuElementwiseKernelCalls(): Record<CpuElementwiseKernelName, { fast: number; fallback: number }> {
-  return structuredClone(calls);
-}
-
-function fallback(name: CpuElementwiseKernelName, args: KernelArgs): KernelResult {
-  calls[name].fallback++;
-  return stockCpuElementwiseKernel(name)(args);
-}
+const kernels = kernelSet("cpu", CPU_ELEMENTWISE_KERNEL_NAMES, () => OUR_KERNELS);
 
 /** Replace the cpu backend's kernels listed in CPU_ELEMENTWISE_KERNEL_NAMES. Safe to call twice. */
-export function registerCpuElementwiseKernels(): void {
-  if (registered) return;
-  for (const name of CPU_ELEMENTWISE_KERNEL_NAMES) {
-    stockKernels.set(name, stockCpuElementwiseKernel(name));
-    tf.unregisterKernel(name, "cpu");
-    tf.registerKernel({ kernelName: name, backendName: "cpu", kernelFunc: OUR_KERNELS[name] });
-  }
-  registered = true;
-}
-
+export const registerCpuElementwiseKernels = (): void => kernels.register();
 /** Put the stock tfjs cpu kernels back. */
-export function unregisterCpuElementwiseKernels(): void {
-  if (!registered) return;
-  for (const name of CPU_ELEMENTWISE_KERNEL_NAMES) {
-    tf.unregisterKernel(name, "cpu");
-    tf.registerKernel({ kernelName: name, backendName: "cpu", kernelFunc: stockCpuElementwiseKernel(name) });
-  }
-  registered = false;
-}
-
-export function cpuElementwiseKernelsRegistered(): boolean {
-  return registered;
-}
-
+export const unregisterCpuElementwiseKernels = (): void => kernels.unregister();
+export const cpuElementwiseKernelsRegistered = (): boolean => kernels.registered();
+/** Counts of fast-path and fallback calls per kernel: tells you whether training really ran fast. */
+export const cpuElementwiseKernelCalls = () => kernels.calls();
 /** The stock tfjs kernel function, whether or not ours are registered (for fallbacks, tests, benches). */
-export function stockCpuElementwiseKernel(name: CpuElementwiseKernelName): tf.KernelFunc {
-  const saved = stockKernels.get(name);
-  if (saved) return saved;
-  const config = tf.getKernel(name, "cpu");
-  if (!config) throw new Error(`tfjs has no cpu kernel ${name}: import @tensorflow/tfjs first`);
-  return config.kernelFunc;
-}
+export const stockCpuElementwiseKernel = (name: CpuElementwiseKernelName): tf.KernelFunc => kernels.stock(name);
+const fallback = kernels.fallback;
 
 // ---------------------------------------------------------------- kernels
 
@@ -102,7 +62,7 @@ function binaryKernel(name: BinaryOpName): tf.KernelFunc {
     const bValues = float32Values(backend, b);
     const plan = aValues && bValues ? rowBroadcast(a.shape, b.shape) : undefined;
     if (!aValues || !bValues || !plan) return fallback(name, args);
-    calls[name].fast++;
+    kernels.fast(name);
     return backend.makeTensorInfo(plan.outShape, "float32", binaryOp(name, aValues, bValues, plan));
   };
 }
@@ -118,7 +78,7 @@ function reductionKernel(name: "Sum" | "Mean" | "Max", axisAttr: "axis" | "reduc
     const values = float32Values(backend, x);
     const block = values ? reductionBlockOf(x.shape, attrs[axisAttr], Boolean(attrs.keepDims)) : undefined;
     if (!values || !block) return fallback(name, args);
-    calls[name].fast++;
+    kernels.fast(name);
     return backend.makeTensorInfo(block.outShape, "float32", reduce(values, block));
   };
 }
@@ -130,7 +90,7 @@ function tileKernel(args: KernelArgs): KernelResult {
   const values = float32Values(backend, x);
   const count = values ? wholeTileCount(x.shape, reps) : undefined;
   if (!values || count === undefined) return fallback("Tile", args);
-  calls.Tile.fast++;
+  kernels.fast("Tile");
   const outShape = x.shape.map((d, i) => d * reps[i]);
   return backend.makeTensorInfo(outShape, "float32", repeatWhole(values, count));
 }
@@ -152,7 +112,7 @@ function maxPoolGradKernel(args: KernelArgs): KernelResult {
     attrs.dimRoundingMode as "floor" | "round" | "ceil" | undefined,
   );
   if (tf.util.sizeFromShape(info.outShape) !== dyValues.length) return fallback("MaxPoolGrad", args);
-  calls.MaxPoolGrad.fast++;
+  kernels.fast("MaxPoolGrad");
   const dx = maxPoolGrad(xValues, dyValues, {
     batch: info.batchSize,
     inHeight: info.inHeight,

@@ -23,6 +23,7 @@ import {
   type Uniform,
   type WebGpuProgram,
 } from "./webgpu-filter-grad.ts";
+import { kernelSet } from "./kernel-set.ts";
 
 export const WEBGPU_CONV_KERNEL_NAMES = ["Conv2DBackpropFilter"] as const;
 export type WebGpuConvKernelName = (typeof WEBGPU_CONV_KERNEL_NAMES)[number];
@@ -38,21 +39,17 @@ interface WebGpuBackend {
   disposeData(dataId: object): boolean;
 }
 
-const stockKernels = new Map<WebGpuConvKernelName, tf.KernelFunc>();
-let registered = false;
+const kernels = kernelSet("webgpu", WEBGPU_CONV_KERNEL_NAMES, () => OUR_KERNELS);
 let splitOptions: SplitOptions = DEFAULT_SPLIT;
 let threadBlock: ThreadBlock = DEFAULT_BLOCK;
 
-// How often each kernel took our path or fell back to the stock one.
-const calls = Object.fromEntries(WEBGPU_CONV_KERNEL_NAMES.map((name) => [name, { fast: 0, fallback: 0 }])) as Record<
-  WebGpuConvKernelName,
-  { fast: number; fallback: number }
->;
-
-/** Counts of fast-path and fallback calls per kernel since the process started. */
-export function webGpuConvKernelCalls(): Record<WebGpuConvKernelName, { fast: number; fallback: number }> {
-  return structuredClone(calls);
-}
+/** Counts of calls that took our path or fell back to the stock kernel since the process started. */
+export const webGpuConvKernelCalls = () => kernels.calls();
+/** Put the stock tfjs webgpu kernels back. */
+export const unregisterWebGpuConvKernels = (): void => kernels.unregister();
+export const webGpuConvKernelsRegistered = (): boolean => kernels.registered();
+/** The stock tfjs webgpu kernel function, whether or not ours are registered. */
+export const stockWebGpuConvKernel = (name: WebGpuConvKernelName): tf.KernelFunc => kernels.stock(name);
 
 export interface WebGpuConvOptions {
   /** Split-K tuning (tests force several slices on small shapes with it). */
@@ -70,36 +67,7 @@ export function registerWebGpuConvKernels(options: WebGpuConvOptions = {}): void
   }
   splitOptions = { ...DEFAULT_SPLIT, ...options.split };
   threadBlock = block;
-  if (registered) return;
-  for (const name of WEBGPU_CONV_KERNEL_NAMES) {
-    stockKernels.set(name, stockWebGpuConvKernel(name));
-    tf.unregisterKernel(name, "webgpu");
-    tf.registerKernel({ kernelName: name, backendName: "webgpu", kernelFunc: OUR_KERNELS[name] });
-  }
-  registered = true;
-}
-
-/** Put the stock tfjs webgpu kernels back. */
-export function unregisterWebGpuConvKernels(): void {
-  if (!registered) return;
-  for (const name of WEBGPU_CONV_KERNEL_NAMES) {
-    tf.unregisterKernel(name, "webgpu");
-    tf.registerKernel({ kernelName: name, backendName: "webgpu", kernelFunc: stockWebGpuConvKernel(name) });
-  }
-  registered = false;
-}
-
-export function webGpuConvKernelsRegistered(): boolean {
-  return registered;
-}
-
-/** The stock tfjs webgpu kernel function, whether or not ours are registered. */
-export function stockWebGpuConvKernel(name: WebGpuConvKernelName): tf.KernelFunc {
-  const saved = stockKernels.get(name);
-  if (saved) return saved;
-  const config = tf.getKernel(name, "webgpu");
-  if (!config) throw new Error(`tfjs has no webgpu kernel ${name}: import @tensorflow/tfjs-backend-webgpu first (startBackend does)`);
-  return config.kernelFunc;
+  kernels.register();
 }
 
 // ---------------------------------------------------------------- kernels
@@ -110,11 +78,8 @@ function conv2DBackpropFilterKernel(args: KernelArgs): tf.TensorInfo | tf.Tensor
   const attrs = args.attrs ?? {};
   const filterShape = attrs.filterShape as Shape4;
   const shape = shapeIfSupported(x.shape as Shape4, filterShape, attrs);
-  if (!shape || x.dtype !== "float32" || dy.dtype !== "float32") {
-    calls.Conv2DBackpropFilter.fallback++;
-    return stockWebGpuConvKernel("Conv2DBackpropFilter")(args);
-  }
-  calls.Conv2DBackpropFilter.fast++;
+  if (!shape || x.dtype !== "float32" || dy.dtype !== "float32") return kernels.fallback("Conv2DBackpropFilter", args);
+  kernels.fast("Conv2DBackpropFilter");
   const plan = planFilterGrad(shape, splitOptions);
   const gemm = new FilterGradGemmProgram(plan, filterShape, threadBlock);
   const product = backend.runWebGPUProgram(gemm, [x, dy], "float32", FilterGradGemmProgram.uniformData(shape, plan));
