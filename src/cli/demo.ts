@@ -1,14 +1,9 @@
 // npm run demo: the paper's experiment end to end on the embedded synthetic leaves, at a scale a
 // 2-core laptop finishes in minutes: generate leaves, build a 99:1 split with a balanced test set,
 // train VGG19-BN with and without the final BN, print the F1 table and write the HTML report.
-import path from "node:path";
-import { access } from "node:fs/promises";
 import { numberFlag, parseFlags, runCli } from "./args.ts";
-import { writeSyntheticDataset } from "../data/synth.ts";
-import { indexDataset } from "../data/index.ts";
-import { buildManifest, splitCounts } from "../data/split.ts";
-import { writeManifest } from "../data/manifest.ts";
-import { runExperiment, summaryTable, type SummaryRow } from "../train/experiment.ts";
+import { prepareSplit } from "../data/prepare.ts";
+import { runExperiment, summaryTable, verdict } from "../train/experiment.ts";
 import { terminalProgress } from "../train/progress.ts";
 import { startRun } from "./start-run.ts";
 
@@ -19,7 +14,7 @@ export const DEMO = {
   ratio: [99, 1] as [number, number],
   size: 32,
   width: 1 / 8,
-  epochs: 8,
+  epochs: 6,
   batchSize: 32,
   lr: 3e-3,
   seeds: [1],
@@ -41,25 +36,19 @@ runCli(async () => {
   const out = f.out!;
   const started = performance.now();
 
-  // 1. Synthetic leaves, generated once per size (deterministic, so reusing them changes nothing).
-  const perClass = DEMO.trainMajority + DEMO.testPerClass;
-  const dataDir = path.join(".cache", "demo", `synthetic-leaves-${size}px-${perClass}`);
-  if (!(await access(path.join(dataDir, "Synthetic_leaf___healthy", `leaf_${String(perClass - 1).padStart(5, "0")}.png`)).then(() => true, () => false))) {
-    console.log(`generating ${2 * perClass} synthetic leaves at ${size}px in ${dataDir} ...`);
-    await writeSyntheticDataset({ outDir: dataDir, perClass, size, seed: 1 });
-  }
-
-  // 2. The 99:1 split: 990 healthy and 10 diseased leaves to train on, 100 + 100 to test on.
-  const manifestFile = path.join(out, "manifest.json");
-  const manifest = await buildManifest(await indexDataset(dataDir), {
-    crop: "Synthetic",
+  // 1-2. Synthetic leaves (generated once per size) and the 99:1 split: 990 healthy and 10
+  // diseased leaves to train on, 100 + 100 to test on.
+  const { data: dataDir, manifestFile, counts } = await prepareSplit({
+    data: "",
     ratio: DEMO.ratio,
     seed: 1,
-    testPerClass: DEMO.testPerClass,
     trainMajority: DEMO.trainMajority,
+    testPerClass: DEMO.testPerClass,
+    size,
+    manifestDir: out,
+    manifestName: "manifest.json",
+    log: console.log,
   });
-  await writeManifest(manifestFile, manifest);
-  const counts = splitCounts(manifest.images);
   console.log(
     `split ${DEMO.ratio.join(":")}: train ${counts.train.majority} healthy + ${counts.train.minority} diseased, ` +
       `test ${counts.test.majority} + ${counts.test.minority}`,
@@ -90,17 +79,3 @@ runCli(async () => {
   console.log(verdict(result.summary));
   console.log(`\ntook ${((performance.now() - started) / 1000).toFixed(0)} s; report: ${result.reportFile}`);
 });
-
-/** One sentence on what the table shows, so a student does not have to read it off the numbers. */
-export function verdict(rows: readonly SummaryRow[]): string {
-  const without = rows.find((r) => !r.finalBN);
-  const withBN = rows.find((r) => r.finalBN);
-  if (!without || !withBN) return "";
-  const f1 = (r: SummaryRow) => r.finalF1.toFixed(2);
-  const better = withBN.finalF1 > without.finalF1;
-  return (
-    `With the final BN the minority F1 is ${f1(withBN)}, without it ${f1(without)}: ` +
-    (better ? "the final BN helps the scarce class" : "no gain from the final BN in this run") +
-    `; test loss ${withBN.finalTestLoss.toFixed(3)} with, ${without.finalTestLoss.toFixed(3)} without.`
-  );
-}

@@ -140,3 +140,24 @@ export function summaryTable(rows: readonly SummaryRow[]): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
+
+/** One sentence on what the table shows, so a student does not have to read it off the numbers. */
+export function verdict(rows: readonly SummaryRow[]): string {
+  const without = rows.find((r) => !r.finalBN);
+  const withBN = rows.find((r) => r.finalBN);
+  if (!without || !withBN) return "";
+  const f1 = (r: SummaryRow) => r.finalF1.toFixed(2);
+  const gain = withBN.finalF1 - without.finalF1;
+  // Differences of a few hundredths are within what another seed changes: say so instead of a win.
+  const reading =
+    gain >= 0.1
+      ? "the final BN helps the scarce class"
+      : gain > 0
+        ? "slightly better with the final BN, but neither variant finds the scarce class reliably"
+        : "no gain from the final BN in this run";
+  return (
+    `Minority F1 ${f1(withBN)} with the final BN, ${f1(without)} without: ${reading}. ` +
+    `Train loss ${withBN.finalTrainLoss.toFixed(3)} with, ${without.finalTrainLoss.toFixed(3)} without ` +
+    `(the paper: the loss stays higher with the final BN).`
+  );
+}
