@@ -53,3 +53,55 @@ export function meanStd(xs: readonly number[]): { mean: number; std: number } {
   const variance = xs.length > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1) : 0;
   return { mean, std: Math.sqrt(variance) };
 }
+
+/** The winning probability of each row of a [n, classes] array: how sure the model is. */
+export function topProbabilities(probs: ArrayLike<number>, classes: number): Float64Array {
+  const n = probs.length / classes;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = probs[i * classes];
+    for (let c = 1; c < classes; c++) best = Math.max(best, probs[i * classes + c]);
+    out[i] = best;
+  }
+  return out;
+}
+
+export interface ReliabilityBin {
+  /** Confidence range [lower, upper) (the last bin includes 1). */
+  lower: number;
+  upper: number;
+  count: number;
+  /** Mean top probability of the predictions in the bin (0 when empty). */
+  confidence: number;
+  /** Fraction of them that are right (0 when empty). */
+  accuracy: number;
+}
+
+/**
+ * Predictions grouped by confidence (top probability) into equal-width bins over [0, 1]: a
+ * calibrated model is right 80% of the time when it says 0.8. With two classes the confidence
+ * is at least 0.5, so the lower bins stay empty.
+ */
+export function reliabilityBins(probs: ArrayLike<number>, labels: ArrayLike<number>, classes: number, bins = 10): ReliabilityBin[] {
+  const confidence = topProbabilities(probs, classes);
+  const predicted = argmaxRows(probs, classes);
+  const out: ReliabilityBin[] = Array.from({ length: bins }, (_, b) => ({ lower: b / bins, upper: (b + 1) / bins, count: 0, confidence: 0, accuracy: 0 }));
+  for (let i = 0; i < labels.length; i++) {
+    const bin = out[Math.min(bins - 1, Math.floor(confidence[i] * bins))];
+    bin.count++;
+    bin.confidence += confidence[i];
+    bin.accuracy += predicted[i] === labels[i] ? 1 : 0;
+  }
+  for (const bin of out) {
+    if (!bin.count) continue;
+    bin.confidence /= bin.count;
+    bin.accuracy /= bin.count;
+  }
+  return out;
+}
+
+/** Expected calibration error: the gap between confidence and accuracy, averaged over bins by their share of predictions. */
+export function expectedCalibrationError(bins: readonly ReliabilityBin[]): number {
+  const n = bins.reduce((sum, b) => sum + b.count, 0);
+  return n ? bins.reduce((sum, b) => sum + (b.count / n) * Math.abs(b.accuracy - b.confidence), 0) : 0;
+}

@@ -2,6 +2,7 @@
 // versions; metrics per epoch as JSON lines and CSV; and, at the end, the test-set predictions
 // (for calibration plots) and a summary. Every file is rewritten whole and atomically, so a run
 // killed at any moment leaves readable files that agree with its last checkpoint.
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../data/files.ts";
 import type { TrainConfig } from "./config.ts";
@@ -51,4 +52,20 @@ export class RunLog {
       JSON.stringify({ epochs: history.length, final: last, bestF1: best.f1, bestEpoch: best.epoch }, null, 2) + "\n",
     );
   }
+}
+
+/** A finished run's test-set predictions (predictions.json): probs is [n, classes] row-major. */
+export interface Predictions {
+  classes: string[];
+  labels: number[];
+  probs: number[];
+  paths: string[];
+}
+
+export async function readPredictions(runDir: string): Promise<Predictions> {
+  const file = path.join(runDir, "predictions.json");
+  const text = await readFile(file, "utf8").catch(() => {
+    throw new Error(`${file} not found: the run has not finished (train it to the end first)`);
+  });
+  return JSON.parse(text) as Predictions;
 }

@@ -94,3 +94,114 @@ export function curveFigure(runs: readonly VariantRun[], metric: Metric): Figure
     },
   };
 }
+
+/** One variant's top softmax probabilities on the test set (see topProbabilities in train/metrics.ts). */
+export interface ConfidenceGroup {
+  name: string;
+  finalBN: boolean;
+  confidence: ArrayLike<number>;
+}
+
+/** How sure each variant is: a histogram of the winning probability per test image, overlaid. */
+export function confidenceHistogramFigure(groups: readonly ConfidenceGroup[]): Figure {
+  return {
+    data: groups.map((g) => ({
+      type: "histogram",
+      name: g.name,
+      x: Array.from(g.confidence),
+      xbins: { start: 0.5, end: 1.0001, size: 0.025 },
+      opacity: 0.6,
+      marker: { color: colorOf(g.finalBN) },
+      hovertemplate: "top probability %{x}<br>%{y} images<extra>" + g.name + "</extra>",
+    })),
+    layout: {
+      title: { text: "Top softmax probability on the test set" },
+      barmode: "overlay",
+      xaxis: { title: { text: "top softmax probability (confidence)" }, range: [0.5, 1.0001] },
+      yaxis: { title: { text: "test images" } },
+      legend: { orientation: "h", y: -0.25 },
+      margin: { t: 50, r: 20, b: 60, l: 60 },
+      height: 360,
+    },
+  };
+}
+
+/** One variant's reliability bins (see reliabilityBins and expectedCalibrationError in train/metrics.ts). */
+export interface ReliabilityGroup {
+  name: string;
+  finalBN: boolean;
+  bins: readonly { lower: number; upper: number; count: number; confidence: number; accuracy: number }[];
+  ece: number;
+}
+
+/**
+ * A reliability diagram: accuracy against confidence per bin, one line per variant, against the
+ * diagonal of perfect calibration. Below the diagonal the model is overconfident.
+ */
+export function reliabilityFigure(groups: readonly ReliabilityGroup[]): Figure {
+  const data: Record<string, unknown>[] = [
+    { type: "scatter", mode: "lines", name: "perfect calibration", x: [0, 1], y: [0, 1], line: { color: "#999", dash: "dot", width: 1 }, hoverinfo: "skip" },
+  ];
+  for (const g of groups) {
+    const bins = g.bins.filter((b) => b.count > 0);
+    data.push({
+      type: "scatter",
+      mode: "lines+markers",
+      name: `${g.name} (ECE ${g.ece.toFixed(3)})`,
+      x: bins.map((b) => b.confidence),
+      y: bins.map((b) => b.accuracy),
+      text: bins.map((b) => `${b.count} images with confidence ${b.lower.toFixed(1)}–${b.upper.toFixed(1)}`),
+      hovertemplate: "%{text}<br>mean confidence %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
+      marker: { color: colorOf(g.finalBN), size: bins.map((b) => 5 + Math.sqrt(b.count)) },
+      line: { color: colorOf(g.finalBN), width: 1.5 },
+    });
+  }
+  return {
+    data,
+    layout: {
+      title: { text: "Reliability diagram (test set)" },
+      xaxis: { title: { text: "mean confidence in bin" }, range: [0, 1.02] },
+      yaxis: { title: { text: "accuracy in bin" }, range: [0, 1.02] },
+      legend: { orientation: "h", y: -0.25 },
+      margin: { t: 50, r: 20, b: 60, l: 60 },
+      height: 400,
+    },
+  };
+}
+
+/** One bar of a sweep: a setting (x) and a variant, with mean and standard deviation over seeds. */
+export interface SweepPoint {
+  x: string;
+  finalBN: boolean;
+  mean: number;
+  std: number;
+}
+
+/** A sweep (imbalance ratio, batch size, ...) as grouped bars per variant, with ± one sd over seeds. */
+export function sweepFigure(points: readonly SweepPoint[], o: { title: string; xTitle: string; yTitle?: string }): Figure {
+  const data = [false, true]
+    .map((withBN) => points.filter((p) => p.finalBN === withBN))
+    .filter((ps) => ps.length > 0)
+    .map((ps) => ({
+      type: "bar",
+      name: nameOf(ps[0].finalBN),
+      x: ps.map((p) => p.x),
+      y: ps.map((p) => p.mean),
+      error_y: { type: "data", array: ps.map((p) => p.std), visible: true },
+      marker: { color: colorOf(ps[0].finalBN) },
+      hovertemplate: `${o.xTitle} %{x}<br>%{y:.3f}<extra>${nameOf(ps[0].finalBN)}</extra>`,
+    }));
+  return {
+    data,
+    layout: {
+      title: { text: o.title },
+      barmode: "group",
+      xaxis: { title: { text: o.xTitle }, type: "category" },
+      // F1 (the default) lives in [0, 1]; other quantities get plotly's own range.
+      yaxis: o.yTitle ? { title: { text: o.yTitle } } : { title: { text: "minority F1 (test)" }, range: [0, 1.05] },
+      legend: { orientation: "h", y: -0.25 },
+      margin: { t: 50, r: 20, b: 60, l: 60 },
+      height: 360,
+    },
+  };
+}
