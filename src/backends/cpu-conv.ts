@@ -14,7 +14,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { conv2dFilterGrad, conv2dForward, conv2dInputGrad } from "./conv-gemm.ts";
-import type { ConvGeometry } from "./im2col.ts";
+import { convInfoIfSupported, geometryOf } from "./conv-geometry.ts";
 import { kernelSet } from "./kernel-set.ts";
 
 export const CPU_CONV_KERNEL_NAMES = ["Conv2D", "FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;
@@ -22,8 +22,6 @@ export type CpuConvKernelName = (typeof CPU_CONV_KERNEL_NAMES)[number];
 
 type Shape4 = [number, number, number, number];
 type KernelArgs = Parameters<tf.KernelFunc>[0];
-type ConvPad = "same" | "valid" | number | tf.backend_util.ExplicitPadding;
-type RoundingMode = "floor" | "round" | "ceil" | undefined;
 
 /** The part of tfjs's MathBackendCPU these kernels use. */
 interface CpuBackend {
@@ -118,47 +116,6 @@ function float32Values(backend: CpuBackend, t: tf.TensorInfo): Float32Array | un
   if (t.dtype !== "float32") return undefined;
   const values = backend.data.get(t.dataId).values;
   return values instanceof Float32Array ? values : undefined;
-}
-
-/** Shapes and padding as tfjs computes them, or undefined for what we leave to the stock kernel. */
-function convInfoIfSupported(
-  inShape: Shape4,
-  filterShape: Shape4,
-  attrs: tf.NamedAttrMap,
-): tf.backend_util.Conv2DInfo | undefined {
-  const dataFormat = (attrs.dataFormat as string | undefined) ?? "NHWC";
-  if (dataFormat !== "NHWC" || !inShape || !filterShape) return undefined;
-  const dilations = (attrs.dilations as number | [number, number] | undefined) ?? 1;
-  const info = tf.backend_util.computeConv2DInfo(
-    inShape,
-    filterShape,
-    attrs.strides as number | [number, number],
-    dilations,
-    attrs.pad as ConvPad,
-    attrs.dimRoundingMode as RoundingMode,
-    false,
-    "channelsLast",
-  );
-  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
-  return info;
-}
-
-function geometryOf(info: tf.backend_util.Conv2DInfo): ConvGeometry {
-  return {
-    batch: info.batchSize,
-    inHeight: info.inHeight,
-    inWidth: info.inWidth,
-    inChannels: info.inChannels,
-    outHeight: info.outHeight,
-    outWidth: info.outWidth,
-    outChannels: info.outChannels,
-    filterHeight: info.filterHeight,
-    filterWidth: info.filterWidth,
-    strideHeight: info.strideHeight,
-    strideWidth: info.strideWidth,
-    padTop: info.padInfo.top,
-    padLeft: info.padInfo.left,
-  };
 }
 
 /** A bias we add per output channel: a scalar, [1] or [outChannels]. */

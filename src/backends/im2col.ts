@@ -7,22 +7,9 @@
 // stand in for taps that fall into the padding. Doing this for a band of rows at a time
 // keeps memory bounded however large the batch is.
 
-/** Everything the loops need about one 2-D convolution (NHWC input, HWIO filter). */
-export interface ConvGeometry {
-  batch: number;
-  inHeight: number;
-  inWidth: number;
-  inChannels: number;
-  outHeight: number;
-  outWidth: number;
-  outChannels: number;
-  filterHeight: number;
-  filterWidth: number;
-  strideHeight: number;
-  strideWidth: number;
-  padTop: number;
-  padLeft: number;
-}
+import type { ConvGeometry } from "./conv-geometry.ts";
+
+export type { ConvGeometry };
 
 /** Output pixels over the whole batch: the rows of the im2col matrix. */
 export function outputPixels(g: ConvGeometry): number {

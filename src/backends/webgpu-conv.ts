@@ -24,14 +24,13 @@ import {
   type WebGpuProgram,
 } from "./webgpu-filter-grad.ts";
 import { kernelSet } from "./kernel-set.ts";
+import { convInfoIfSupported, geometryOf } from "./conv-geometry.ts";
 
 export const WEBGPU_CONV_KERNEL_NAMES = ["Conv2DBackpropFilter"] as const;
 export type WebGpuConvKernelName = (typeof WEBGPU_CONV_KERNEL_NAMES)[number];
 
 type Shape4 = [number, number, number, number];
 type KernelArgs = Parameters<tf.KernelFunc>[0];
-type ConvPad = "same" | "valid" | number | tf.backend_util.ExplicitPadding;
-type RoundingMode = "floor" | "round" | "ceil" | undefined;
 
 /** The part of tfjs-backend-webgpu's WebGPUBackend these kernels use. */
 interface WebGpuBackend {
@@ -77,7 +76,8 @@ function conv2DBackpropFilterKernel(args: KernelArgs): tf.TensorInfo | tf.Tensor
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const attrs = args.attrs ?? {};
   const filterShape = attrs.filterShape as Shape4;
-  const shape = shapeIfSupported(x.shape as Shape4, filterShape, attrs);
+  const info = convInfoIfSupported(x.shape as Shape4, filterShape, attrs);
+  const shape = info && geometryOf(info);
   if (!shape || x.dtype !== "float32" || dy.dtype !== "float32") return kernels.fallback("Conv2DBackpropFilter", args);
   kernels.fast("Conv2DBackpropFilter");
   const plan = planFilterGrad(shape, splitOptions);
@@ -98,35 +98,3 @@ const OUR_KERNELS: Record<WebGpuConvKernelName, tf.KernelFunc> = {
 
 // ---------------------------------------------------------------- helpers
 
-/** Sizes and padding as tfjs computes them, or undefined for what we leave to the stock kernel. */
-function shapeIfSupported(inShape: Shape4, filterShape: Shape4, attrs: tf.NamedAttrMap): FilterGradShape | undefined {
-  const dataFormat = (attrs.dataFormat as string | undefined) ?? "NHWC";
-  if (dataFormat !== "NHWC" || !inShape || !filterShape || inShape.length !== 4 || filterShape.length !== 4) return undefined;
-  const dilations = (attrs.dilations as number | [number, number] | undefined) ?? 1;
-  const info = tf.backend_util.computeConv2DInfo(
-    inShape,
-    filterShape,
-    attrs.strides as number | [number, number],
-    dilations,
-    attrs.pad as ConvPad,
-    attrs.dimRoundingMode as RoundingMode,
-    false,
-    "channelsLast",
-  );
-  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
-  return {
-    batch: info.batchSize,
-    inHeight: info.inHeight,
-    inWidth: info.inWidth,
-    inChannels: info.inChannels,
-    outHeight: info.outHeight,
-    outWidth: info.outWidth,
-    outChannels: info.outChannels,
-    filterHeight: info.filterHeight,
-    filterWidth: info.filterWidth,
-    strideHeight: info.strideHeight,
-    strideWidth: info.strideWidth,
-    padTop: info.padInfo.top,
-    padLeft: info.padInfo.left,
-  };
-}

@@ -17,6 +17,7 @@
 //
 // These classes follow tfjs-backend-webgpu's WebGPUProgram interface: the backend declares the
 // buffers (`result`, one per variable name), the uniforms and the entry point around getUserCode().
+import type { ConvGeometry } from "./conv-geometry.ts";
 
 /** The fields of tfjs-backend-webgpu's WebGPUProgram that these programs use. */
 export interface WebGpuProgram {
@@ -41,21 +42,7 @@ export interface Uniform {
 }
 
 /** The sizes of one filter-gradient problem (all from tfjs's Conv2DInfo). */
-export interface FilterGradShape {
-  batch: number;
-  inHeight: number;
-  inWidth: number;
-  inChannels: number;
-  outHeight: number;
-  outWidth: number;
-  outChannels: number;
-  filterHeight: number;
-  filterWidth: number;
-  strideHeight: number;
-  strideWidth: number;
-  padTop: number;
-  padLeft: number;
-}
+export type FilterGradShape = ConvGeometry;
 
 export const TILE_M = 64; // rows of C (filter positions x input channels) per workgroup
 export const TILE_N = 64; // columns of C (output channels) per workgroup
