@@ -25,6 +25,7 @@ const spec = {
   crop: { type: "string", help: "crop, e.g. Pepper (default: Synthetic, or Pepper with --data)" },
   backend: { type: "string", help: "auto | cuda | webgpu | cpu (notebook default if not given)" },
   cache: { type: "string", help: "folder for generated leaves and resized pixels (notebook default: .cache)" },
+  "keep-runs": { type: "boolean", help: "reuse the finished runs in OUT/runs (default: start afresh)" },
   timeout: { type: "string", help: "seconds a cell may run", default: "1800" },
   python: { type: "string", help: "a Python with nbclient and nbconvert (default: python3, else /usr/bin/python3)" },
 } as const;
@@ -64,8 +65,8 @@ runCli(async () => {
   // A private kernelspec (this checkout's tslab under tsx) that wins over any installed one.
   const tmp = await mkdtemp(path.join(os.tmpdir(), "finalbn-notebooks-"));
   await writeKernelSpec(tmp);
-  // Fresh runs each time, so the notebooks really train (02, 03 and 04 share them within one call).
-  await rm(params.runs as string, { recursive: true, force: true });
+  // Fresh runs unless asked, so the notebooks really train (02, 03 and 04 share them within one call).
+  if (!f["keep-runs"]) await rm(params.runs as string, { recursive: true, force: true });
   await mkdir(out, { recursive: true });
 
   const results: { name: string; seconds: number; error?: string }[] = [];
