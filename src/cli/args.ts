@@ -22,9 +22,9 @@ export function usage(command: string, summary: string, spec: Record<string, Fla
   for (const [name, s] of Object.entries(spec)) {
     const arg = s.type === "string" ? ` <${name.replace(/-/g, "_").toUpperCase()}>` : "";
     const def = s.default !== undefined && s.type === "string" ? ` (default ${s.default})` : "";
-    lines.push(`  --${name}${arg}`.padEnd(34) + s.help + (s.required ? " (required)" : "") + def);
+    lines.push(`  --${name}${arg}`.padEnd(34) + " " + s.help + (s.required ? " (required)" : "") + def);
   }
-  lines.push(`  --help`.padEnd(34) + "show this help");
+  lines.push(`  --help`.padEnd(34) + " show this help");
   return lines.join("\n");
 }
 

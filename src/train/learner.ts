@@ -79,7 +79,8 @@ export async function train(config: TrainConfig, opts: { runDir: string; info: R
   const log = new RunLog(runDir);
   const resumed = await loadCheckpoint(runDir, model, optimizer, config);
   const history: EpochRecord[] = resumed?.history ?? [];
-  const resumedAfter = resumed ? history.length : undefined;
+  // Only a run that still had epochs to go was resumed; a finished one is merely reused.
+  const resumedAfter = resumed && history.length < config.epochs ? history.length : undefined;
   if (!resumed) await log.start(config, opts.info);
 
   for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
