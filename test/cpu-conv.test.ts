@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../src/data/rng.ts";
+import { referenceConv, relError, randomValues, outShape, type ConvCase } from "./conv-reference.ts";
 import {
   CPU_CONV_KERNEL_NAMES,
   cpuConvKernelCalls,
@@ -15,16 +16,7 @@ import { gemm, microKernelKind, useMicroKernel } from "../src/backends/gemm.ts";
 
 await tf.setBackend("cpu");
 
-type Pad = "same" | "valid" | number | [[number, number], [number, number], [number, number], [number, number]];
-interface Case {
-  batch: number;
-  height: number;
-  width: number;
-  inC: number;
-  outC: number;
-  k: number;
-  stride: number;
-  pad: Pad;
+interface Case extends ConvCase {
   /** False where the stock filter gradient (about 0.01 GFLOP/s) would take seconds. */
   stockFilter?: boolean;
 }
@@ -48,61 +40,7 @@ const CASES: Case[] = [
 ];
 
 function randomTensor(shape: number[], seed: number): tf.Tensor {
-  const rng = makeRng(seed);
-  const size = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: size }, () => rng() * 2 - 1), shape);
-}
-
-/** Output size and leading padding along one axis, worked out independently of tfjs. */
-function axis(size: number, k: number, stride: number, pad: Pad, dim: 1 | 2): { out: number; before: number } {
-  if (pad === "same") {
-    const out = Math.ceil(size / stride);
-    return { out, before: Math.floor(Math.max((out - 1) * stride + k - size, 0) / 2) };
-  }
-  if (pad === "valid") return { out: Math.ceil((size - k + 1) / stride), before: 0 };
-  if (typeof pad === "number") return { out: Math.floor((size - k + 2 * pad) / stride) + 1, before: pad };
-  const [before, after] = pad[dim];
-  return { out: Math.floor((size + before + after - k) / stride) + 1, before };
-}
-
-/** Plain-loop reference: forward output, input gradient and filter gradient, in float64. */
-function reference(c: Case, x: Float32Array, w: Float32Array, dy: Float32Array) {
-  const rows = axis(c.height, c.k, c.stride, c.pad, 1);
-  const cols = axis(c.width, c.k, c.stride, c.pad, 2);
-  const y = new Float64Array(c.batch * rows.out * cols.out * c.outC);
-  const dx = new Float64Array(x.length);
-  const dw = new Float64Array(w.length);
-  for (let b = 0; b < c.batch; b++)
-    for (let oy = 0; oy < rows.out; oy++)
-      for (let ox = 0; ox < cols.out; ox++)
-        for (let kh = 0; kh < c.k; kh++)
-          for (let kw = 0; kw < c.k; kw++) {
-            const iy = oy * c.stride - rows.before + kh;
-            const ix = ox * c.stride - cols.before + kw;
-            if (iy < 0 || iy >= c.height || ix < 0 || ix >= c.width) continue;
-            for (let ci = 0; ci < c.inC; ci++)
-              for (let co = 0; co < c.outC; co++) {
-                const xi = ((b * c.height + iy) * c.width + ix) * c.inC + ci;
-                const wi = ((kh * c.k + kw) * c.inC + ci) * c.outC + co;
-                const yi = ((b * rows.out + oy) * cols.out + ox) * c.outC + co;
-                y[yi] += x[xi] * w[wi];
-                dx[xi] += dy[yi] * w[wi];
-                dw[wi] += x[xi] * dy[yi];
-              }
-          }
-  return { y, dx, dw, outShape: [c.batch, rows.out, cols.out, c.outC] };
-}
-
-/** max|a - ref| / max|ref|: a relative error that does not blow up on entries near zero. */
-function relError(a: ArrayLike<number>, ref: ArrayLike<number>): number {
-  assert.equal(a.length, ref.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - ref[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return diff / (scale || 1);
+  return tf.tensor(randomValues(shape.reduce((a, b) => a * b, 1), seed), shape);
 }
 
 /** Run fn with our kernels registered or with the stock ones, and return its values. */
@@ -163,9 +101,8 @@ for (const c of CASES) {
   test(`conv kernels match stock and a reference loop: ${name}`, () => {
     const x = randomTensor([c.batch, c.height, c.width, c.inC], 1);
     const w = randomTensor([c.k, c.k, c.inC, c.outC], 2);
-    const ref0 = reference(c, x.dataSync() as Float32Array, w.dataSync() as Float32Array, new Float32Array(0));
-    const dy = randomTensor(ref0.outShape, 3);
-    const ref = reference(c, x.dataSync() as Float32Array, w.dataSync() as Float32Array, dy.dataSync() as Float32Array);
+    const dy = randomTensor(outShape(c), 3);
+    const ref = referenceConv(c, x.dataSync(), dy.dataSync(), w.dataSync());
     const engine = tf.engine();
     const strides: [number, number] = [c.stride, c.stride];
     const pad = c.pad as tf.NamedAttrMap[string];

@@ -6,6 +6,7 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../src/data/rng.ts";
+import { outShape, randomValues, referenceConv, relError, type ConvCase, type Pad } from "./conv-reference.ts";
 import { startBackend } from "../src/backends/index.ts";
 import { probeWebGpu } from "../src/backends/webgpu.ts";
 import {
@@ -32,17 +33,7 @@ before(async () => {
   assert.equal(backend.name, "webgpu", backend.reason);
 });
 
-type Pad = "same" | "valid" | number | [[number, number], [number, number], [number, number], [number, number]];
-interface Case {
-  batch: number;
-  height: number;
-  width: number;
-  inC: number;
-  outC: number;
-  k: number;
-  stride: number;
-  pad: Pad;
-}
+type Case = ConvCase;
 
 // Channel counts that are multiples of 4 take the vec4 shader, the others the scalar one.
 const CASES: Case[] = [
@@ -78,62 +69,6 @@ for (let i = 0; i < 4; i++) {
     stride: pick([1, 2]),
     pad: pick<Pad>(["same", "valid"]),
   });
-}
-
-function randomValues(n: number, seed: number): Float32Array {
-  const rng = makeRng(seed);
-  return Float32Array.from({ length: n }, () => rng() * 2 - 1);
-}
-
-/** Output size and leading padding along one axis, worked out independently of tfjs. */
-function axis(size: number, k: number, stride: number, pad: Pad, dim: 1 | 2): { out: number; before: number } {
-  if (pad === "same") {
-    const out = Math.ceil(size / stride);
-    return { out, before: Math.floor(Math.max((out - 1) * stride + k - size, 0) / 2) };
-  }
-  if (pad === "valid") return { out: Math.ceil((size - k + 1) / stride), before: 0 };
-  if (typeof pad === "number") return { out: Math.floor((size - k + 2 * pad) / stride) + 1, before: pad };
-  const [before, after] = pad[dim];
-  return { out: Math.floor((size + before + after - k) / stride) + 1, before };
-}
-
-/** dW[kh, kw, ci, co] = sum over (n, oh, ow) of x[n, oh*s+kh-pad, ow*s+kw-pad, ci] * dy[n, oh, ow, co], in float64. */
-function referenceFilterGrad(c: Case, x: Float32Array, dy: Float32Array): Float64Array {
-  const rows = axis(c.height, c.k, c.stride, c.pad, 1);
-  const cols = axis(c.width, c.k, c.stride, c.pad, 2);
-  const dw = new Float64Array(c.k * c.k * c.inC * c.outC);
-  for (let n = 0; n < c.batch; n++)
-    for (let oh = 0; oh < rows.out; oh++)
-      for (let ow = 0; ow < cols.out; ow++)
-        for (let kh = 0; kh < c.k; kh++)
-          for (let kw = 0; kw < c.k; kw++) {
-            const ih = oh * c.stride - rows.before + kh;
-            const iw = ow * c.stride - cols.before + kw;
-            if (ih < 0 || ih >= c.height || iw < 0 || iw >= c.width) continue;
-            for (let ci = 0; ci < c.inC; ci++) {
-              const xv = x[((n * c.height + ih) * c.width + iw) * c.inC + ci]!;
-              const dyRow = ((n * rows.out + oh) * cols.out + ow) * c.outC;
-              const dwRow = ((kh * c.k + kw) * c.inC + ci) * c.outC;
-              for (let co = 0; co < c.outC; co++) dw[dwRow + co] += xv * dy[dyRow + co]!;
-            }
-          }
-  return dw;
-}
-
-function outShape(c: Case): [number, number, number, number] {
-  return [c.batch, axis(c.height, c.k, c.stride, c.pad, 1).out, axis(c.width, c.k, c.stride, c.pad, 2).out, c.outC];
-}
-
-/** max|a - ref| / max|ref|: an error relative to the size of the result. */
-function relError(a: ArrayLike<number>, ref: ArrayLike<number>): number {
-  assert.equal(a.length, ref.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - ref[i]!));
-    scale = Math.max(scale, Math.abs(ref[i]!));
-  }
-  return diff / (scale || 1);
 }
 
 /** Conv2DBackpropFilter through the engine, with our kernel registered or the stock one. */
@@ -183,7 +118,7 @@ for (const c of CASES) {
     const xValues = randomValues(c.batch * c.height * c.width * c.inC, 1);
     const shapeOut = outShape(c);
     const dyValues = randomValues(shapeOut.reduce((a, b) => a * b, 1), 2);
-    const expected = referenceFilterGrad(c, xValues, dyValues);
+    const expected = referenceConv(c, xValues, dyValues).dw;
     const x = tf.tensor4d(xValues, [c.batch, c.height, c.width, c.inC]);
     const dy = tf.tensor4d(dyValues, shapeOut);
     const before = calls();
@@ -214,7 +149,7 @@ test("forced split-K on shapes of every kind still matches the reference loop", 
       const dy = tf.tensor4d(dyValues, shapeOut);
       const ours = await filterGrad(true, x, dy, c);
       tf.dispose([x, dy]);
-      const err = relError(ours, referenceFilterGrad(c, xValues, dyValues));
+      const err = relError(ours, referenceConv(c, xValues, dyValues).dw);
       assert.ok(err < TOL, `${JSON.stringify(c)}: relative error ${err}`);
     }
   } finally {
@@ -232,7 +167,7 @@ test("tf.grad of a conv2d on webgpu goes through our kernel", { skip: noAdapter 
   const grad = tf.grad((filter) => tf.conv2d(x, filter as tf.Tensor4D, 1, "valid").sum())(w);
   const values = await grad.data();
   assert.equal(calls().fast, before + 1);
-  const expected = referenceFilterGrad(c, xValues, new Float32Array(2 * 7 * 7 * 4).fill(1));
+  const expected = referenceConv(c, xValues, new Float32Array(2 * 7 * 7 * 4).fill(1)).dw;
   const err = relError(values, expected);
   tf.dispose([x, w, grad]);
   assert.ok(err < TOL, `relative error ${err}`);
