@@ -71,7 +71,7 @@ test("forcing cpu gives cpu with this project's conv kernels", async () => {
   assert.equal(tf.getBackend(), "cpu");
   assert.equal(backend.reason, "chosen: prefer: cpu");
   assert.deepEqual(backend.fellBackFrom, []);
-  assert.equal(backend.details.kernels, "finalbn conv and elementwise kernels");
+  assert.equal(backend.details.kernels, "finalbn conv, elementwise and AdamW kernels");
   assert.deepEqual(await smallConv(), [45]);
 });
 
@@ -107,6 +107,6 @@ test("describeBackend tells a notebook where tensors run, with a hint when there
   assert.equal(described.backend, "cpu");
   assert.equal(described.tfjs, tf.version.tfjs);
   assert.equal(described.node, process.version);
-  assert.match(described.driver, /tfjs-backend-cpu .* with finalbn conv and elementwise kernels/);
+  assert.match(described.driver, /tfjs-backend-cpu .* with finalbn conv, elementwise and AdamW kernels/);
   assert.match(described.hint ?? "", /lavapipe/);
 });

@@ -5,6 +5,8 @@ import * as tf from "@tensorflow/tfjs";
 import { minorityMetrics, crossEntropy, argmaxRows, meanStd } from "../src/train/metrics.ts";
 import { oneCycle } from "../src/train/schedule.ts";
 import { AdamW } from "../src/train/adamw.ts";
+import { ADAMW_KERNEL, registerCpuAdamW, unregisterCpuAdamW } from "../src/backends/cpu-adamw.ts";
+import { makeRng } from "../src/data/rng.ts";
 import { summarize, summaryTable, type VariantRun } from "../src/train/experiment.ts";
 import type { EpochRecord } from "../src/train/learner.ts";
 import { resolveTrainConfig } from "../src/train/config.ts";
@@ -44,22 +46,60 @@ test("one-cycle: warms up from lr/25 to lr, then anneals towards lr/1e5; beta1 m
   for (let s = 26; s < 100; s++) assert.ok(oneCycle(s, o).lr <= oneCycle(s - 1, o).lr, "falling afterwards");
 });
 
-test("AdamW: one step matches the formula, with weight decay on kernels only", async () => {
-  const kernel = tf.variable(tf.tensor2d([[1, -2]]));
-  const bias = tf.variable(tf.tensor1d([0.5]));
-  const opt = new AdamW([kernel, bias], { weightDecay: 0.1, beta2: 0.99, eps: 1e-5 });
-  const lr = 0.01;
-  const beta1 = 0.9;
-  opt.apply([tf.tensor2d([[0.2, 0.4]]), tf.tensor1d([-1])], { lr, beta1 });
-  // Step 1: m = (1-b1) g, v = (1-b2) g², m̂ = g, v̂ = g², so the update is lr * g / (|g| + eps).
-  const expect = (w: number, g: number, decay: boolean) => (decay ? w * (1 - lr * 0.1) : w) - (lr * g) / (Math.abs(g) + 1e-5);
-  const k = await kernel.data();
-  const b = await bias.data();
-  assert.ok(Math.abs(k[0] - expect(1, 0.2, true)) < 1e-6);
-  assert.ok(Math.abs(k[1] - expect(-2, 0.4, true)) < 1e-6);
-  assert.ok(Math.abs(b[0] - expect(0.5, -1, false)) < 1e-6, "no decay on a bias");
-  assert.equal(opt.step, 1);
-  opt.dispose();
+for (const fused of [false, true]) {
+  test(`AdamW (${fused ? "fused cpu kernel" : "tfjs ops"}): one step matches the formula, with weight decay on kernels only`, async () => {
+    await tf.setBackend("cpu");
+    if (fused) registerCpuAdamW();
+    else unregisterCpuAdamW();
+    const kernel = tf.variable(tf.tensor2d([[1, -2]]));
+    const bias = tf.variable(tf.tensor1d([0.5]));
+    const opt = new AdamW([kernel, bias], { weightDecay: 0.1, beta2: 0.99, eps: 1e-5 });
+    const lr = 0.01;
+    const beta1 = 0.9;
+    opt.apply([tf.tensor2d([[0.2, 0.4]]), tf.tensor1d([-1])], { lr, beta1 });
+    // Step 1: m = (1-b1) g, v = (1-b2) g², m̂ = g, v̂ = g², so the update is lr * g / (|g| + eps).
+    const expect = (w: number, g: number, decay: boolean) => (decay ? w * (1 - lr * 0.1) : w) - (lr * g) / (Math.abs(g) + 1e-5);
+    const k = await kernel.data();
+    const b = await bias.data();
+    assert.ok(Math.abs(k[0] - expect(1, 0.2, true)) < 1e-6);
+    assert.ok(Math.abs(k[1] - expect(-2, 0.4, true)) < 1e-6);
+    assert.ok(Math.abs(b[0] - expect(0.5, -1, false)) < 1e-6, "no decay on a bias");
+    assert.equal(opt.step, 1);
+    opt.dispose();
+    unregisterCpuAdamW();
+  });
+}
+
+test("AdamW: the fused cpu kernel and the tfjs ops agree over many steps of changing lr and beta1", async () => {
+  await tf.setBackend("cpu");
+  const rng = makeRng(3);
+  const random = (n: number) => Float32Array.from({ length: n }, () => 2 * rng() - 1);
+  const init = [random(4 * 3 * 8), random(8)];
+  const grads = Array.from({ length: 20 }, () => [random(4 * 3 * 8), random(8)]);
+  const run = async (fused: boolean) => {
+    if (fused) registerCpuAdamW();
+    else unregisterCpuAdamW();
+    const params = [tf.variable(tf.tensor3d(init[0]!, [4, 3, 8])), tf.variable(tf.tensor1d(init[1]!))];
+    const opt = new AdamW(params, { weightDecay: 0.05 });
+    const calls = tf.memory().numTensors;
+    for (const [step, [gk, gb]] of grads.entries()) {
+      const g = [tf.tensor3d(gk!, [4, 3, 8]), tf.tensor1d(gb!)];
+      const profile = await tf.profile(() => opt.apply(g, { lr: 0.01 * (1 + Math.sin(step)), beta1: 0.85 + 0.005 * step }));
+      assert.equal(profile.kernels.some((k) => k.name === ADAMW_KERNEL), fused, "the path under test ran");
+      tf.dispose(g);
+    }
+    assert.equal(tf.memory().numTensors, calls, "no tensors leak per step");
+    const values = [...(await params[0]!.data()), ...(await params[1]!.data()), ...(await opt.v[0]!.data())];
+    opt.dispose();
+    tf.dispose(params);
+    unregisterCpuAdamW();
+    return values;
+  };
+  const ops = await run(false);
+  const fused = await run(true);
+  const worst = Math.max(...ops.map((x, i) => Math.abs(x - fused[i]!) / Math.max(1e-3, Math.abs(x))));
+  assert.ok(worst < 1e-5, `largest relative difference ${worst}`);
+  assert.ok(ops.some((x, i) => x !== init[0]![i]), "the weights moved");
 });
 
 test("the summary averages final and best F1 over seeds, per variant", () => {

@@ -3,6 +3,7 @@
 // runs at about 0.01 GFLOP/s, hopeless for training).
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
+import { registerCpuAdamW } from "./cpu-adamw.ts";
 import { registerCpuElementwiseKernels } from "./cpu-elementwise.ts";
 
 interface CpuConvModule {
@@ -30,7 +31,7 @@ export function cpuName(): string {
 
 export interface CpuStarted {
   device: string;
-  /** "finalbn conv and elementwise kernels" or "stock tfjs kernels (<why>)". */
+  /** "finalbn conv, elementwise and AdamW kernels" or "stock tfjs kernels (<why>)". */
   kernels: string;
 }
 
@@ -49,7 +50,9 @@ export async function startCpu(): Promise<CpuStarted> {
       // Batch norm's forward and backward are broadcasts and reductions, which the stock kernels
       // index element by element; ours take a training step about 4x faster.
       registerCpuElementwiseKernels();
-      kernels = "finalbn conv and elementwise kernels";
+      // AdamW as one pass per weight tensor instead of a dozen element-wise ops (3x faster VGG19 steps).
+      registerCpuAdamW();
+      kernels = "finalbn conv, elementwise and AdamW kernels";
     } catch (error) {
       kernels = `stock tfjs kernels (registerCpuConvKernels failed: ${(error as Error).message.split("\n")[0]})`;
     }

@@ -1,0 +1,62 @@
+// AdamW's update of one parameter as a single cpu kernel: one pass over the weights instead of a
+// dozen element-wise ops, each allocating and filling a whole new array. For VGG19 at full width
+// (20M weights with the fastai head) those ops took about 1.4 s of a 2.1 s training step on one core.
+//
+// A kernel of our own name, not a replacement for a stock one: src/train/adamw.ts calls it where
+// the current backend has it, and otherwise runs the same formula as tfjs ops.
+import * as tf from "@tensorflow/tfjs";
+
+export const ADAMW_KERNEL = "FinalbnAdamW";
+
+/** The attributes of one update (see AdamW.apply for where they come from). */
+export interface AdamWAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Bias corrections 1 - beta1^t and 1 - beta2^t. */
+  c1: number;
+  c2: number;
+  /** Decoupled weight decay rate (0 for biases and batch-norm parameters). */
+  decay: number;
+}
+
+interface CpuBackend {
+  readSync(dataId: object): unknown;
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
+}
+
+/** new param, m, v from param, grad, m, v: the same formula as the op chain in adamw.ts. */
+function adamWCpu({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.TensorInfo[] {
+  const cpu = backend as unknown as CpuBackend;
+  const { param, grad, m, v } = inputs as Record<"param" | "grad" | "m" | "v", tf.TensorInfo>;
+  const { lr, beta1, beta2, eps, c1, c2, decay } = attrs as unknown as AdamWAttrs;
+  const read = (t: tf.TensorInfo) => cpu.readSync(t.dataId) as Float32Array;
+  const [p0, g0, m0, v0] = [read(param), read(grad), read(m), read(v)];
+  const n = p0.length;
+  const p1 = new Float32Array(n);
+  const m1 = new Float32Array(n);
+  const v1 = new Float32Array(n);
+  const keep = 1 - lr * decay;
+  // lr * (m / c1) / (sqrt(v / c2) + eps) with the constant factors taken out of the loop.
+  const stepSize = lr / c1;
+  const invSqrtC2 = 1 / Math.sqrt(c2);
+  for (let i = 0; i < n; i++) {
+    const g = g0[i]!;
+    const mi = beta1 * m0[i]! + (1 - beta1) * g;
+    const vi = beta2 * v0[i]! + (1 - beta2) * g * g;
+    m1[i] = mi;
+    v1[i] = vi;
+    p1[i] = p0[i]! * keep - (stepSize * mi) / (Math.sqrt(vi) * invSqrtC2 + eps);
+  }
+  return [p1, m1, v1].map((values) => cpu.makeTensorInfo(param.shape, "float32", values));
+}
+
+/** Make the fused update available on the cpu backend. Safe to call twice. */
+export function registerCpuAdamW(): void {
+  if (!tf.getKernel(ADAMW_KERNEL, "cpu")) tf.registerKernel({ kernelName: ADAMW_KERNEL, backendName: "cpu", kernelFunc: adamWCpu as tf.KernelFunc });
+}
+
+export function unregisterCpuAdamW(): void {
+  if (tf.getKernel(ADAMW_KERNEL, "cpu")) tf.unregisterKernel(ADAMW_KERNEL, "cpu");
+}
