@@ -8,6 +8,8 @@ import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../src/data/rng.ts";
 import { describeBackend, startBackend } from "../src/backends/index.ts";
 import { probeWebGpu } from "../src/backends/webgpu.ts";
+import { registerWebGpuAdamW, unregisterWebGpuAdamW } from "../src/backends/webgpu-adamw.ts";
+import { fusedAgainstOps } from "./adamw-reference.ts";
 
 delete process.env.FINALBN_BACKEND;
 
@@ -79,4 +81,14 @@ test("conv2d, its filter gradient and matMul on webgpu match the cpu backend wit
     const error = relativeError(onGpu[name]!, onCpu[name]!);
     assert.ok(error <= 1e-4, `${name}: relative error ${error}`);
   }
+});
+
+test("AdamW's fused webgpu shaders match the same update as tfjs ops", { skip: noAdapter }, async () => {
+  const backend = await startBackend({ prefer: "webgpu", log: () => {} });
+  assert.equal(backend.name, "webgpu", backend.reason);
+  // 4.3M weights: more workgroups of 64 than one dispatch row holds (65535), so the backend folds it.
+  const shapes = [[3, 3, 5, 7], [70], [2100, 2050]];
+  const worst = await fusedAgainstOps({ register: registerWebGpuAdamW, unregister: unregisterWebGpuAdamW, shapes, steps: 3 });
+  assert.ok(worst < 1e-4, `largest relative difference ${worst}`);
+  registerWebGpuAdamW();
 });

@@ -10,6 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { withTimeout } from "./timeout.ts";
 import { registerWebGpuConvKernels } from "./webgpu-conv.ts";
+import { registerWebGpuAdamW } from "./webgpu-adamw.ts";
 
 export interface AdapterSummary {
   vendor: string;
@@ -117,4 +118,5 @@ export async function startWebGpu({ timeoutMs }: { timeoutMs: number }): Promise
     throw error;
   }
   registerWebGpuConvKernels(); // our filter gradient (webgpu-conv.ts) in place of tfjs's stock one
+  registerWebGpuAdamW(); // AdamW in three passes per weight tensor instead of a dozen (webgpu-adamw.ts)
 }
