@@ -3,7 +3,7 @@
 // each a dispatch of its own and a full-size temporary buffer. Same formula as cpu-adamw.ts.
 import * as tf from "@tensorflow/tfjs";
 import { ADAMW_KERNEL, type AdamWAttrs } from "./cpu-adamw.ts";
-import type { Uniform, WebGpuProgram } from "./webgpu-filter-grad.ts";
+import type { Uniform, WebGpuProgram } from "./webgpu-conv-gemm.ts";
 
 interface WebGpuBackend {
   runWebGPUProgram(program: WebGpuProgram, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: Uniform[]): tf.TensorInfo;

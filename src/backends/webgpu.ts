@@ -117,6 +117,6 @@ export async function startWebGpu({ timeoutMs }: { timeoutMs: number }): Promise
     await tf.setBackend("cpu");
     throw error;
   }
-  registerWebGpuConvKernels(); // our filter gradient (webgpu-conv.ts) in place of tfjs's stock one
+  registerWebGpuConvKernels(); // our convolution kernels (webgpu-conv.ts, DEFAULT_WEBGPU_CONV_KERNELS) in place of the stock ones
   registerWebGpuAdamW(); // AdamW in three passes per weight tensor instead of a dozen (webgpu-adamw.ts)
 }
