@@ -63,19 +63,18 @@ export interface ThreadBlock {
   colsPerThread: number;
 }
 
-// 4x4: 256 threads per 64x64 tile; 8x8: 64 threads. For the filter gradient 8x8 ran 20-30% faster
-// on lavapipe, but its shaders took about 3 times longer to compile there (up to 16 s each on a
-// loaded 2-core machine; 40 s instead of 14 s for test/webgpu-conv.test.ts with an empty shader
-// cache), so it stays 4x4. The forward pass and the input gradient use 8x8: on lavapipe at VGG19
-// shapes it ran them 1.3-1.6x faster than 4x4, which was no faster than the stock kernels (8x8
-// shaders compile in 1-3 s there, 4x4 in 0.4 s). Lavapipe runs a workgroup 8 threads at a time and
-// switches between those groups at every barrier, so 64 threads pay for 8 switches per barrier
-// instead of 32; each thread also does twice the multiply-adds per value it reads from workgroup
-// memory. Untried on a real GPU: `registerWebGpuConvKernels({ block })` there says which to keep.
-export const DEFAULT_BLOCK: ThreadBlock = { rowsPerThread: 4, colsPerThread: 4 };
+// 4x4: 256 threads per 64x64 tile; 8x8: 64 threads. All three kinds use 8x8: on lavapipe at VGG19
+// shapes (32 px, batch 2) it ran the forward pass and the input gradient 1.3-1.6x faster than 4x4,
+// and took the whole VGG19 filter gradient from 3.4x to 5.0x the stock kernel. Lavapipe runs a
+// workgroup 8 threads at a time and switches between those groups at every barrier, so 64 threads
+// pay for 8 switches per barrier instead of 32; each thread also does twice the multiply-adds per
+// value it reads from workgroup memory (the usual reason for 8x8 on real GPUs too). The price is
+// compile time on lavapipe: 1-3 s per 8x8 shader against 0.4 s for 4x4. Untried on a real GPU:
+// `npm run bench -- --block 4x4` there says whether to keep it.
+export const DEFAULT_BLOCK: ThreadBlock = { rowsPerThread: 8, colsPerThread: 8 };
 export const DEFAULT_BLOCKS: Record<ConvGemmKind, ThreadBlock> = {
-  forward: { rowsPerThread: 8, colsPerThread: 8 },
-  inputGrad: { rowsPerThread: 8, colsPerThread: 8 },
+  forward: DEFAULT_BLOCK,
+  inputGrad: DEFAULT_BLOCK,
   filterGrad: DEFAULT_BLOCK,
 };
 
