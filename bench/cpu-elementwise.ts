@@ -17,6 +17,8 @@ import {
   unregisterCpuElementwiseKernels,
 } from "../src/backends/cpu-elementwise.ts";
 import { buildModel } from "../src/models/index.ts";
+import { clockMs, median } from "./timing.ts";
+import { textTable } from "./table.ts";
 
 interface Setup {
   size: number;
@@ -40,17 +42,7 @@ function trainingStep({ size, width, batch }: Setup): { step: () => void; dispos
   return { step, dispose: () => (tf.dispose([x, labels]), model.dispose()) };
 }
 
-/** CPU milliseconds used by this process: unlike the wall clock, barely moved by other people's jobs. */
-function cpuMs(): number {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
+const cpuMs = () => clockMs("cpu");
 
 function useOurs(ours: boolean): void {
   if (ours) registerCpuElementwiseKernels();
@@ -141,14 +133,10 @@ runCli(async () => {
   console.log(`speed-up: ${result.speedup.toFixed(2)}x`);
   console.log("");
   console.log("per-kernel wall ms of one step (tf.profile), sorted by ours; fast/fallback = calls of our kernels");
-  const header = ["kernel", "calls", "stock ms", "ours ms", "fast", "fallback"];
   const lines = kernels
     .filter((k) => k.stockMs >= 0.5 || k.oursMs >= 0.5)
     .map((k) => [k.name, String(k.calls), k.stockMs.toFixed(1), k.oursMs.toFixed(1), String(k.fast ?? ""), String(k.fallback ?? "")]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const format = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  console.log(format(header));
-  for (const l of lines) console.log(format(l));
   const total = (p: Map<string, [number, number]>) => [...p.values()].reduce((s, [ms]) => s + ms, 0);
-  console.log(format(["total", "", total(stockProfile).toFixed(0), total(oursProfile).toFixed(0), "", ""]));
+  lines.push(["total", "", total(stockProfile).toFixed(0), total(oursProfile).toFixed(0), "", ""]);
+  console.log(textTable(["kernel", "calls", "stock ms", "ours ms", "fast", "fallback"], lines));
 });

@@ -161,7 +161,7 @@ async function trainEpoch(o: {
 }
 
 /** Forward, backward and update for one batch; returns the batch's mean loss as a scalar tensor. */
-function trainStep(model: tf.LayersModel, optimizer: AdamW, b: Batch, hyper: { lr: number; beta1: number }): tf.Scalar {
+export function trainStep(model: tf.LayersModel, optimizer: AdamW, b: Batch, hyper: { lr: number; beta1: number }): tf.Scalar {
   const trainable = new Set(model.trainableWeights.map((w) => w.read().id));
   const active = optimizer.params.filter((p) => trainable.has(p.id));
   const { value, grads } = tf.tidy(() => {

@@ -1,0 +1,127 @@
+// Per-layer timing of the three convolution products a training step runs (forward pass, input
+// gradient, filter gradient), tfjs's stock kernels against ours in the same process.
+import * as tf from "@tensorflow/tfjs";
+import { convGflop, describeShape, outSide, type BenchModel, type ConvShape } from "./conv-shapes.ts";
+import type { KernelSwitch } from "./kernel-switch.ts";
+import { timeAlternating } from "./timing.ts";
+
+export type ConvOp = "forward" | "input" | "filter";
+export const CONV_OPS: readonly ConvOp[] = ["forward", "input", "filter"];
+export const KERNEL_OF: Record<ConvOp, string> = {
+  forward: "Conv2D",
+  input: "Conv2DBackpropInput",
+  filter: "Conv2DBackpropFilter",
+};
+
+export interface OpRow {
+  model: BenchModel;
+  layer: string;
+  shape: string;
+  /** Convolutions of the model with this shape. */
+  count: number;
+  op: ConvOp;
+  gflop: number;
+  stockMs: number;
+  /** null: no kernel of ours ran for this op and shape on this backend (the stock one did). */
+  oursMs: number | null;
+  stockGflops: number;
+  oursGflops: number | null;
+  speedup: number | null;
+  /** Batch the stock kernel really ran on, when it was too slow for the full one (then scaled). */
+  stockBatch: number;
+}
+
+export interface ConvOpOptions {
+  batch: number;
+  kernels: KernelSwitch;
+  minMs: number;
+  rounds: number;
+  /** Run the stock kernel on batch 1 and scale (cpu filter gradient: about 0.01 GFLOP/s). */
+  stockBatchOne?: (op: ConvOp) => boolean;
+}
+
+/** One op on random data: `run()` calls the kernel and waits for its result. */
+function opCall(shape: ConvShape, batch: number, op: ConvOp): { run: () => Promise<void>; dispose: () => void } {
+  const x = tf.randomNormal([batch, shape.side, shape.side, shape.inC]) as tf.Tensor4D;
+  const filter = tf.randomNormal([shape.k, shape.k, shape.inC, shape.outC]) as tf.Tensor4D;
+  const dy = tf.randomNormal([batch, outSide(shape), outSide(shape), shape.outC]);
+  const attrs = { strides: [shape.stride, shape.stride], pad: "same", dataFormat: "NHWC", dilations: [1, 1] };
+  const call = {
+    forward: () => tf.engine().runKernel("Conv2D", { x, filter }, attrs),
+    input: () => tf.engine().runKernel("Conv2DBackpropInput", { dy, filter }, { ...attrs, inputShape: x.shape }),
+    filter: () => tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, { ...attrs, filterShape: filter.shape }),
+  }[op];
+  return {
+    run: async () => {
+      const out = call() as tf.Tensor;
+      await out.data(); // on a GPU: waits for the queued work
+      out.dispose();
+    },
+    dispose: () => tf.dispose([x, filter, dy]),
+  };
+}
+
+/** Stock and ours for one shape and op. */
+export async function benchOp(shape: ConvShape, op: ConvOp, o: ConvOpOptions): Promise<OpRow> {
+  const stockBatch = o.stockBatchOne?.(op) ? 1 : o.batch;
+  const stock = opCall(shape, stockBatch, op);
+  const ours = opCall(shape, o.batch, op);
+  const kernelName = KERNEL_OF[op];
+  const before = o.kernels.calls(kernelName);
+  const [stockMs, oursMs] = await timeAlternating(
+    [
+      { before: () => o.kernels.use("stock"), run: stock.run },
+      { before: () => o.kernels.use("ours", { allOurs: true }), run: ours.run },
+    ],
+    // A stock call that takes seconds is timed once (the cpu filter gradient; its cost is linear in the batch).
+    { clock: o.kernels.clock, minMs: o.minMs, rounds: o.rounds, slowMs: 3000 },
+  );
+  stock.dispose();
+  ours.dispose();
+  // Ours only counts where our code ran: a kernel may hand a case to the stock one by design
+  // (webgpu: products too narrow for its tiles), and then there is nothing of ours to time.
+  const after = o.kernels.calls(kernelName);
+  const haveOurs = after.fast > before.fast && after.fallback === before.fallback;
+  const gflop = convGflop(shape, o.batch);
+  const stockFull = (stockMs! * o.batch) / stockBatch;
+  return {
+    model: shape.model,
+    layer: shape.name,
+    shape: describeShape(shape, o.batch),
+    count: shape.count,
+    op,
+    gflop,
+    stockMs: stockFull,
+    oursMs: haveOurs ? oursMs! : null,
+    stockGflops: gflop / (stockFull / 1000),
+    oursGflops: haveOurs ? gflop / (oursMs! / 1000) : null,
+    speedup: haveOurs ? stockFull / oursMs! : null,
+    stockBatch,
+  };
+}
+
+/** A model's whole op: each shape weighted by how often the model has it (its convolutions in one training step). */
+export function modelTotal(rows: readonly OpRow[], model: BenchModel, op: ConvOp, { subset = false } = {}): OpRow | undefined {
+  const mine = rows.filter((r) => r.model === model && r.op === op);
+  if (mine.length === 0) return undefined;
+  const sum = (f: (r: OpRow) => number) => mine.reduce((a, r) => a + r.count * f(r), 0);
+  const gflop = sum((r) => r.gflop);
+  const stockMs = sum((r) => r.stockMs);
+  // Shapes ours hands to the stock kernel count with the stock time: what training with ours costs.
+  const anyOurs = mine.some((r) => r.oursMs !== null);
+  const oursMs = anyOurs ? sum((r) => r.oursMs ?? r.stockMs) : null;
+  return {
+    model,
+    layer: subset ? `${model} listed` : `${model} total`,
+    shape: `${mine.reduce((a, r) => a + r.count, 0)} conv layers`,
+    count: 0,
+    op,
+    gflop,
+    stockMs,
+    oursMs,
+    stockGflops: gflop / (stockMs / 1000),
+    oursGflops: oursMs === null ? null : gflop / (oursMs / 1000),
+    speedup: oursMs === null ? null : stockMs / oursMs,
+    stockBatch: Math.min(...mine.map((r) => r.stockBatch)),
+  };
+}

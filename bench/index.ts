@@ -1,0 +1,227 @@
+// npm run bench: how fast training runs here, and how much of that our kernels buy.
+//
+//   1. layers  every distinct convolution of VGG19 and ResNet34: forward pass, input gradient and
+//              filter gradient, tfjs's stock kernel against ours in the same run (ms, GFLOP/s, ratio);
+//   2. steps   whole training steps (the learner's trainStep) of VGG19 with and without the final
+//              BN, in images per second, with our kernels (and the stock ones where they finish);
+//   3. torch   with --with-torch, the same VGG19 steps in PyTorch (bench/torch_step.py) and the ratio.
+//
+//   npm run bench -- [--backend cpu|webgpu] [--size PX] [--batch N] [--parts layers,steps] [--json] [--out FILE]
+//
+// Sizes default to what the backend can do in a few minutes: 32 px (batch 4 on cpu, 2 on a software
+// GPU such as lavapipe); 224 px, batch 32 on a real GPU. Read the ratios: absolute times move with
+// whatever else the machine is doing, ratios taken side by side in one run much less.
+import os from "node:os";
+import * as tf from "@tensorflow/tfjs";
+import { numberFlag, parseFlags, runCli, UsageError } from "../src/cli/args.ts";
+import { writeFileAtomic } from "../src/data/files.ts";
+import { startBackend, type StartedBackend } from "../src/backends/index.ts";
+import { BENCH_MODELS, modelConvs, type BenchModel } from "./conv-shapes.ts";
+import { benchOp, CONV_OPS, modelTotal, type ConvOp, type OpRow } from "./conv-ops.ts";
+import { cpuSwitch, webGpuSwitch, type KernelSwitch, type Kernels } from "./kernel-switch.ts";
+import { benchTrainSteps, type StepRow } from "./train-step.ts";
+import { findTorchPython, runTorchSteps, torchCandidates, type TorchResult } from "./torch.ts";
+import { fixed, textTable } from "./table.ts";
+
+const PARTS = ["layers", "steps"] as const;
+type Part = (typeof PARTS)[number];
+
+/** Parse "a,b" against the allowed names, in the order given. */
+function listFlag<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T[] {
+  if (value === undefined) return [...allowed];
+  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const bad = items.filter((s) => !(allowed as readonly string[]).includes(s));
+  if (bad.length || items.length === 0) throw new UsageError(`--${name} takes a comma-separated list of ${allowed.join(", ")}; got "${value}"`);
+  return items as T[];
+}
+
+function parseBlock(value: string | undefined): { rowsPerThread: number; colsPerThread: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^([48])x([48])$/.exec(value);
+  if (!m) throw new UsageError(`--block must be 4x4, 4x8, 8x4 or 8x8, got "${value}"`);
+  return { rowsPerThread: Number(m[1]), colsPerThread: Number(m[2]) };
+}
+
+function switchFor(backend: StartedBackend, block: string | undefined): KernelSwitch {
+  if (backend.name === "cpu") return cpuSwitch();
+  if (backend.name === "webgpu") return webGpuSwitch({ block: parseBlock(block) });
+  throw new UsageError(`the bench covers the cpu and webgpu backends; ${backend.name} has no kernels of ours`);
+}
+
+runCli(async () => {
+  const flags = parseFlags("bench", "Time convolution kernels (stock tfjs against ours) and whole training steps.", {
+    backend: { type: "string", help: "cpu or webgpu (default: as training would choose; FINALBN_BACKEND also works)" },
+    parts: { type: "string", help: "what to time: layers, steps, or both", default: "layers,steps" },
+    models: { type: "string", help: "networks whose layers to time: vgg19, resnet34", default: "vgg19,resnet34" },
+    ops: { type: "string", help: "forward, input (gradient), filter (gradient)", default: "forward,input,filter" },
+    layers: { type: "string", help: "only these layers, e.g. conv1_1,stem" },
+    size: { type: "string", help: "image size in px (default 32; 224 on a real GPU)" },
+    batch: { type: "string", help: "batch size (default 4 on cpu, 2 on a software GPU, 32 on a real GPU)" },
+    arch: { type: "string", help: "network of the training steps: vgg19 or vgg19_bn", default: "vgg19" },
+    width: { type: "string", help: "channel width multiplier of the training steps", default: "1" },
+    "stock-steps": { type: "boolean", help: "also time steps with the stock kernels (default on webgpu; on cpu they take minutes)" },
+    rounds: { type: "string", help: "timed rounds per contender (the median is reported)", default: "3" },
+    "min-ms": { type: "string", help: "time each round aims for", default: "300" },
+    block: { type: "string", help: "register block per thread of all our webgpu kernels, 4x4 to 8x8 (default: each kernel's own)" },
+    "with-torch": { type: "boolean", help: "also run the VGG19 steps in PyTorch (bench/torch_step.py) and print the ratio" },
+    python: { type: "string", help: "python with torch for --with-torch (default: $FINALBN_PYTHON, python3, /usr/bin/python3)" },
+    "min-speedup": { type: "string", help: "fail (exit 1) if a network's total for an op is less than this many times stock (a speed guard for CI)" },
+    json: { type: "boolean", help: "print the results as one JSON object instead of tables" },
+    out: { type: "string", help: "also write the JSON results to this file" },
+  });
+  const parts = listFlag<Part>("parts", flags.parts, PARTS);
+  const models = listFlag<BenchModel>("models", flags.models, BENCH_MODELS);
+  const ops = listFlag<ConvOp>("ops", flags.ops, CONV_OPS);
+  const layerNames = flags.layers?.split(",").map((s) => s.trim());
+  const arch = listFlag("arch", flags.arch, ["vgg19", "vgg19_bn"] as const)[0]!;
+  const width = numberFlag("width", flags.width, { min: 1 / 64, max: 1 })!;
+  const rounds = numberFlag("rounds", flags.rounds, { integer: true, min: 1, max: 50 })!;
+  const minMs = numberFlag("min-ms", flags["min-ms"], { min: 1, max: 60_000 })!;
+  const minSpeedup = numberFlag("min-speedup", flags["min-speedup"], { min: 0 });
+  parseBlock(flags.block);
+  if (flags.backend && !["cpu", "webgpu"].includes(flags.backend)) throw new UsageError(`--backend must be cpu or webgpu, got "${flags.backend}"`);
+
+  const progress = (line: string) => console.error(line);
+  const backend = await startBackend({ prefer: (flags.backend as "cpu" | "webgpu" | undefined) ?? "auto", log: progress });
+  if (flags.backend && backend.name !== flags.backend) throw new UsageError(`--backend ${flags.backend} did not start: ${backend.reason}`);
+  const realGpu = backend.name !== "cpu" && backend.details.software !== "yes";
+  const size = numberFlag("size", flags.size, { integer: true, min: 32, max: 512 }) ?? (realGpu ? 224 : 32);
+  const batch = numberFlag("batch", flags.batch, { integer: true, min: 2, max: 256 }) ?? (realGpu ? 32 : backend.name === "cpu" ? 4 : 2);
+  const kernels = switchFor(backend, flags.block);
+  const stockSteps = flags["stock-steps"] || backend.name !== "cpu";
+  if (flags["with-torch"] && !parts.includes("steps")) throw new UsageError("--with-torch compares training steps: leave steps in --parts");
+  // Before the long part: a missing PyTorch should not cost the whole run first.
+  const torchPython = flags["with-torch"] ? await findTorchPython(torchCandidates(flags.python)) : undefined;
+
+  const layers: OpRow[] = [];
+  let totals: OpRow[] = [];
+  let steps: StepRow[] = [];
+  let torch: TorchResult | undefined;
+  const result = () => ({
+    date: new Date().toISOString(),
+    machine: { backend: backend.name, device: backend.device, cpus: `${os.cpus().length} × ${os.cpus()[0]?.model.trim()}`, node: process.version, tfjs: tf.version.tfjs },
+    options: { size, batch, arch, width, rounds, minMs, block: flags.block, clock: kernels.clock },
+    layers,
+    totals,
+    steps,
+    torch,
+  });
+  // With --out, what is measured so far is on disk after every row: a crash keeps it.
+  const save = async () => {
+    if (flags.out) await writeFileAtomic(flags.out, JSON.stringify(result(), null, 2) + "\n");
+  };
+
+  // 1. Per layer.
+  if (parts.includes("layers")) {
+    for (const model of models) {
+      let shapes = modelConvs(model, size);
+      if (layerNames) shapes = shapes.filter((s) => layerNames.includes(s.name));
+      for (const shape of shapes) {
+        for (const op of ops) {
+          const row = await benchOp(shape, op, {
+            batch,
+            kernels,
+            minMs,
+            rounds,
+            stockBatchOne: (o) => backend.name === "cpu" && o === "filter",
+          });
+          layers.push(row);
+          await save();
+          progress(`${model} ${shape.name} ${op}: stock ${row.stockMs.toFixed(1)} ms, ours ${fixed(row.oursMs, 1, " ms")}`);
+        }
+      }
+    }
+    if (layerNames && layers.length === 0) throw new UsageError(`--layers: none of "${flags.layers}" is a layer of ${models.join(", ")}`);
+  }
+  totals = models.flatMap((m) => ops.map((op) => modelTotal(layers, m, op, { subset: layerNames !== undefined }))).filter((r): r is OpRow => r !== undefined);
+
+  await save();
+
+  // 2. Whole training steps.
+  if (parts.includes("steps")) {
+    const sets: Kernels[] = stockSteps ? ["ours", "stock"] : ["ours"];
+    steps = await benchTrainSteps({ arch, size, batch, width, kernels, sets, rounds, minMs }, progress);
+    await save();
+  }
+  kernels.use("ours"); // leave the backend as training has it
+
+  // 3. PyTorch on the same machine.
+  if (torchPython) {
+    torch = await runTorchSteps({ python: torchPython, arch, size, batch, width, rounds, minMs }, progress);
+    await save();
+  }
+
+  if (flags.json) console.log(JSON.stringify(result(), null, 2));
+  else printTables(result());
+  if (minSpeedup !== undefined) return checkSpeedups(totals, minSpeedup);
+});
+
+function printTables(r: { machine: { backend: string; device: string }; options: { size: number; batch: number; clock: string }; layers: OpRow[]; totals: OpRow[]; steps: StepRow[]; torch?: TorchResult }): void {
+  const { size, batch } = r.options;
+  console.log(`backend ${r.machine.backend} on ${r.machine.device}; ${size}x${size}, batch ${batch}; ${r.options.clock === "cpu" ? "CPU time of this process" : "wall time"}`);
+  if (r.layers.length) {
+    console.log("");
+    console.log(layerTable([...r.layers, ...r.totals], batch));
+  }
+  if (r.steps.length) {
+    console.log("");
+    console.log(stepTable(r.steps, r.torch));
+  }
+}
+
+/** The speed guard: every network total of every op timed must be at least `min` times stock. */
+function checkSpeedups(totals: readonly OpRow[], min: number): number {
+  if (totals.length === 0) throw new UsageError("--min-speedup checks the per-layer totals: leave layers in --parts");
+  const slow = totals.filter((t) => t.speedup === null || t.speedup < min);
+  for (const t of slow) {
+    console.error(`speed guard: ${t.layer} ${t.op}: ${t.speedup === null ? "no kernel of ours ran" : `${t.speedup.toFixed(1)}x stock`}, below ${min}x`);
+  }
+  if (slow.length === 0) console.error(`speed guard: every total is at least ${min}x stock`);
+  return slow.length ? 1 : 0;
+}
+
+function layerTable(rows: readonly OpRow[], batch: number): string {
+  const body = rows.map((r) => [
+    r.layer,
+    r.shape,
+    r.op,
+    r.count ? String(r.count) : "",
+    r.gflop.toFixed(3),
+    fixed(r.stockMs, 2) + (r.stockBatch < batch ? "*" : ""),
+    fixed(r.oursMs, 2),
+    fixed(r.stockGflops, 2),
+    fixed(r.oursGflops, 2),
+    fixed(r.speedup, 1, "x"),
+  ]);
+  const table = textTable(["layer", "shape", "op", "x", "GFLOP", "stock ms", "ours ms", "stock GFLOP/s", "ours GFLOP/s", "speed-up"], body, 3);
+  const notes = [
+    "x: convolutions of the network with this shape (the totals weight each shape by it); ours '-': the stock kernel handles this case here",
+  ];
+  if (rows.some((r) => r.stockBatch < batch)) notes.push(`*: stock kernel run once on batch 1 and scaled by ${batch} (its cost is linear in the batch)`);
+  return [table, ...notes].join("\n");
+}
+
+function stepTable(rows: readonly StepRow[], torch: TorchResult | undefined): string {
+  const body = rows.map((r) => {
+    const t = torch?.rows.find((x) => x.finalBN === r.finalBN);
+    return [
+      `${r.arch} ${r.finalBN ? "with" : "without"} final BN`,
+      r.kernels,
+      `${r.size} px, batch ${r.batch}${r.width === 1 ? "" : `, width ${r.width}`}`,
+      r.msPerStep.toFixed(1),
+      r.imagesPerSec.toFixed(2),
+      ...(torch ? [t ? t.imagesPerSec.toFixed(2) : "-", t ? (r.imagesPerSec / t.imagesPerSec).toFixed(3) : "-"] : []),
+    ];
+  });
+  const header = ["training step", "kernels", "setup", "ms/step", "images/s", ...(torch ? ["torch images/s", "tfjs/torch"] : [])];
+  const lines = [textTable(header, body, 3)];
+  const stock = (bn: boolean) => rows.find((r) => r.finalBN === bn && r.kernels === "stock");
+  const ours = (bn: boolean) => rows.find((r) => r.finalBN === bn && r.kernels === "ours");
+  for (const bn of [false, true]) {
+    const s = stock(bn);
+    const o = ours(bn);
+    if (s && o) lines.push(`${o.arch} ${bn ? "with" : "without"} final BN: ours ${(s.msPerStep / o.msPerStep).toFixed(2)}x the stock kernels' speed`);
+  }
+  if (torch) lines.push(`PyTorch ${torch.torch} on ${torch.device}${torch.tf32Convolutions ? " (TF32 convolutions)" : ""}`);
+  return lines.join("\n");
+}

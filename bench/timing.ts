@@ -1,0 +1,61 @@
+// Timing kernels and training steps fairly: contenders alternate round by round, so a change in
+// the machine's load hits all of them alike, and the median round is reported.
+//
+// Which clock: on the cpu backend, the CPU time of this (single-threaded) process, which other
+// people's jobs on a shared machine move much less than the wall clock; on a GPU (or lavapipe,
+// whose worker threads would be missed by a process CPU clock), wall time closed by a read-back.
+
+export type Clock = "cpu" | "wall";
+
+export function clockMs(clock: Clock): number {
+  if (clock === "wall") return performance.now();
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** One thing to time: `run()` does one call and resolves once its result is really computed. */
+export interface Contender {
+  /** Called before each of its rounds (e.g. registers the kernels it needs). */
+  before?: () => void;
+  run: () => Promise<void>;
+}
+
+export interface TimingOptions {
+  clock: Clock;
+  /** Time each round aims for: fast calls are repeated within a round. */
+  minMs: number;
+  rounds: number;
+  /** A contender whose warm-up call takes longer than this is timed by that one call alone. */
+  slowMs?: number;
+}
+
+/**
+ * Median milliseconds per call of each contender: one warm-up call each (compiles shaders, fills
+ * caches), then `rounds` rounds in which every contender takes its turn.
+ */
+export async function timeAlternating(contenders: readonly Contender[], options: TimingOptions): Promise<number[]> {
+  const { clock, minMs, rounds, slowMs = Infinity } = options;
+  const timeCalls = async (c: Contender, reps: number): Promise<number> => {
+    c.before?.();
+    const start = clockMs(clock);
+    for (let r = 0; r < reps; r++) await c.run();
+    return (clockMs(clock) - start) / reps;
+  };
+  const warm: number[] = [];
+  for (const c of contenders) warm.push(await timeCalls(c, 1));
+  const reps = warm.map((ms) => Math.max(1, Math.round(minMs / Math.max(ms, 1e-3))));
+  const times: number[][] = contenders.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, c] of contenders.entries()) {
+      if (warm[i]! > slowMs) continue;
+      times[i]!.push(await timeCalls(c, reps[i]!));
+    }
+  }
+  return times.map((t, i) => (t.length ? median(t) : warm[i]!));
+}

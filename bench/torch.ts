@@ -1,0 +1,70 @@
+// --with-torch: run bench/torch_step.py (the same VGG19 steps in PyTorch) under a python that has
+// torch, and read back its JSON line.
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { UsageError } from "../src/cli/args.ts";
+
+const run = promisify(execFile);
+const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "torch_step.py");
+
+export interface TorchResult {
+  torch: string;
+  device: string;
+  tf32Convolutions: boolean;
+  python: string;
+  rows: { arch: string; finalBN: boolean; msPerStep: number; imagesPerSec: number }[];
+}
+
+export interface TorchOptions {
+  /** A python to use; otherwise the first of $FINALBN_PYTHON, python3, /usr/bin/python3 that imports torch. */
+  python?: string;
+  arch: string;
+  size: number;
+  batch: number;
+  width: number;
+  rounds: number;
+  minMs: number;
+}
+
+/** The first candidate python that can import torch, with the reasons the others could not. */
+export async function findTorchPython(candidates: readonly string[]): Promise<string> {
+  const tried: string[] = [];
+  for (const python of candidates) {
+    try {
+      await run(python, ["-c", "import torch"], { timeout: 60_000 });
+      return python;
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException & { stderr?: string };
+      tried.push(`${python}: ${e.code === "ENOENT" ? "not found" : (e.stderr?.trim().split("\n").pop() ?? e.message)}`);
+    }
+  }
+  throw new UsageError(
+    `--with-torch needs a python with PyTorch (pip install torch, or apt-get install python3-torch); tried ${tried.join("; ")}`,
+  );
+}
+
+/** The pythons to try: the one asked for, else $FINALBN_PYTHON, python3 and /usr/bin/python3 (Debian's, under a pyenv). */
+export function torchCandidates(python?: string): string[] {
+  if (python) return [python];
+  return [...new Set([process.env.FINALBN_PYTHON, "python3", "/usr/bin/python3"].filter((p): p is string => !!p))];
+}
+
+export async function runTorchSteps(o: TorchOptions, log: (line: string) => void = () => {}): Promise<TorchResult> {
+  const python = await findTorchPython(torchCandidates(o.python));
+  log(`PyTorch steps with ${python} ...`);
+  const args = [SCRIPT, "--arch", o.arch, "--size", String(o.size), "--batch", String(o.batch), "--width", String(o.width)];
+  args.push("--rounds", String(o.rounds), "--min-ms", String(o.minMs));
+  let stdout: string;
+  try {
+    ({ stdout } = await run(python, args, { timeout: 30 * 60_000, maxBuffer: 16 * 1024 * 1024 }));
+  } catch (error) {
+    const stderr = ((error as { stderr?: string }).stderr ?? "").trim().split("\n").slice(-3).join(" | ");
+    throw new Error(`bench/torch_step.py failed: ${stderr || (error as Error).message}`);
+  }
+  const last = stdout.trim().split("\n").pop() ?? "";
+  const result = JSON.parse(last) as Omit<TorchResult, "python">;
+  for (const r of result.rows) log(`torch ${r.arch} ${r.finalBN ? "with" : "without"} final BN: ${r.msPerStep.toFixed(0)} ms/step`);
+  return { ...result, python };
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""The same VGG19 training steps as bench/train-step.ts, in PyTorch, for `npm run bench -- --with-torch`.
+
+VGG19 (or VGG19-BN) body, fastai head, with and without the final BN on the logits; AdamW; random
+images. Prints one JSON object: torch version, device, and images/s per variant. Plain PyTorch,
+no torchvision, so that any PyTorch install (Debian's python3-torch included) runs it.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from torch import nn
+
+VGG19_STAGES = [[64, 64], [128, 128], [256] * 4, [512] * 4, [512] * 4]
+
+
+def scaled(count, width):
+    return max(1, round(count * width))
+
+
+def vgg19_body(batch_norm, width):
+    layers, in_c = [], 3
+    for stage in VGG19_STAGES:
+        for c in stage:
+            out_c = scaled(c, width)
+            layers.append(nn.Conv2d(in_c, out_c, 3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_c))
+            layers.append(nn.ReLU(inplace=True))
+            in_c = out_c
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers), in_c
+
+
+class ConcatPool(nn.Module):
+    """fastai's AdaptiveConcatPool2d: global max and average pools side by side."""
+
+    def forward(self, x):
+        return torch.cat([torch.amax(x, dim=(2, 3)), torch.mean(x, dim=(2, 3))], dim=1)
+
+
+def model(arch, final_bn, width):
+    body, channels = vgg19_body(arch == "vgg19_bn", width)
+    hidden = scaled(512, width)
+    head = [
+        ConcatPool(),
+        nn.BatchNorm1d(2 * channels),
+        nn.Dropout(0.25),
+        nn.Linear(2 * channels, hidden),
+        nn.ReLU(inplace=True),
+        nn.BatchNorm1d(hidden),
+        nn.Dropout(0.5),
+        nn.Linear(hidden, 2),
+    ]
+    if final_bn:
+        head.append(nn.BatchNorm1d(2))
+    return nn.Sequential(body, *head)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--arch", default="vgg19", choices=["vgg19", "vgg19_bn"])
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--min-ms", type=float, default=1000)
+    p.add_argument("--device", default="auto", help="cuda, cpu or auto")
+    a = p.parse_args()
+
+    device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else ("cpu" if a.device == "auto" else a.device))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"cpu, {torch.get_num_threads()} threads"
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    rows = []
+    for final_bn in (False, True):
+        torch.manual_seed(1)
+        net = model(a.arch, final_bn, a.width).to(device).train()
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-5, betas=(0.9, 0.99), eps=1e-5, weight_decay=1e-2)
+        x = torch.rand(a.batch, 3, a.size, a.size, device=device) * 2 - 1
+        y = torch.arange(a.batch, device=device) % 2
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(net(x), y)
+            loss.backward()
+            opt.step()
+            loss.item()  # waits for the step, as the tfjs bench waits for its loss
+
+        # Warm-up (cuDNN picks its algorithms), then rounds of enough steps for about min-ms each.
+        step()
+        sync()
+        start = time.perf_counter()
+        step()
+        sync()
+        reps = max(1, round(a.min_ms / max((time.perf_counter() - start) * 1000, 1e-3)))
+        times = []
+        for _ in range(a.rounds):
+            start = time.perf_counter()
+            for _ in range(reps):
+                step()
+            sync()
+            times.append((time.perf_counter() - start) * 1000 / reps)
+        ms = statistics.median(times)
+        rows.append({"arch": a.arch, "finalBN": final_bn, "msPerStep": ms, "imagesPerSec": a.batch / ms * 1000})
+
+    tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32
+    print(json.dumps({"torch": torch.__version__, "device": name, "tf32Convolutions": tf32, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
