@@ -10,7 +10,7 @@
 // In all three C is row-major [M, N] in the output's own layout (NHWC y, NHWC dx, HWIO dW), so
 // one epilogue writes them all, adding a bias and a ReLU for FusedConv2D.
 //
-// Tiling: each workgroup computes a 64x64 tile of C; every thread keeps a 4x4 (or 8x8) block of
+// Tiling: each workgroup computes a 64x64 tile of C; every thread keeps an 8x8 (or 4x4) block of
 // it in registers. The K loop walks the reduction 32 steps at a time, staging a 32x64 slice of A
 // and of B in workgroup memory (16 KiB), k-major, so that the inner loop reads 4 rows of A and 4
 // columns of B as one vec4 each. How threads share out the staging depends on which index runs
@@ -22,8 +22,9 @@
 //           thus needs no transposed copy of the filter).
 // Where a channel count is a multiple of 4, the tensors laid out along it are read and written as
 // vec4 (4 channels at once); the others one float at a time.
-// Split-K (filter gradient only): the K range can be cut into slices, one workgroup per (tile,
-// slice), each writing a partial C that SumPartialsProgram (webgpu-filter-grad.ts) adds up.
+// Split-K (the gradients: a long reduction over few tiles): the K range can be cut into slices, one
+// workgroup per (tile, slice), each writing a partial C that SumPartialsProgram (webgpu-filter-grad.ts)
+// adds up. Not for the forward pass, whose bias and ReLU need the whole sum.
 //
 // The program class follows tfjs-backend-webgpu's WebGPUProgram interface: the backend declares
 // the buffers (`result`, one per variable name), the uniforms and the entry point around getUserCode().

@@ -25,7 +25,7 @@ export function planFilterGrad(shape: FilterGradShape, options: SplitOptions = D
 }
 
 /**
- * dW[i] = sum over s of partials[s, i]: adds up the split-K slices. Each workgroup takes 64 outputs
+ * out[i] = sum over s of partials[s, i]: adds up the split-K slices (of dW, or of dx for the input gradient). Each workgroup takes 64 outputs
  * with 4 threads per output (each summing every 4th slice), so a thousand slices still sum quickly.
  */
 export class SumPartialsProgram implements WebGpuProgram {
@@ -38,9 +38,9 @@ export class SumPartialsProgram implements WebGpuProgram {
   workgroupSize: [number, number, number] = [64, 4, 1];
   size = true;
 
-  constructor(filterShape: number[]) {
-    this.outputShape = filterShape;
-    const size = filterShape.reduce((a, b) => a * b, 1);
+  constructor(outShape: number[]) {
+    this.outputShape = outShape;
+    const size = outShape.reduce((a, b) => a * b, 1);
     this.dispatch = [Math.ceil(size / 64), 1, 1];
   }
 
