@@ -29,6 +29,8 @@ export interface OpRow {
   speedup: number | null;
   /** Batch the stock kernel really ran on, when it was too slow for the full one (then scaled). */
   stockBatch: number;
+  /** max |ours - stock| / max |stock| on the same inputs, where checked. */
+  relError?: number;
 }
 
 export interface ConvOpOptions {
@@ -38,10 +40,12 @@ export interface ConvOpOptions {
   rounds: number;
   /** Run the stock kernel on batch 1 and scale (cpu filter gradient: about 0.01 GFLOP/s). */
   stockBatchOne?: (op: ConvOp) => boolean;
+  /** Compare our result with the stock kernel's on the same inputs before timing. */
+  check?: boolean;
 }
 
-/** One op on random data: `run()` calls the kernel and waits for its result. */
-function opCall(shape: ConvShape, batch: number, op: ConvOp): { run: () => Promise<void>; dispose: () => void } {
+/** One op on random data: `run()` calls the kernel and waits for its result; `values()` returns it. */
+function opCall(shape: ConvShape, batch: number, op: ConvOp): { run: () => Promise<void>; values: () => Promise<Float32Array>; dispose: () => void } {
   const x = tf.randomNormal([batch, shape.side, shape.side, shape.inC]) as tf.Tensor4D;
   const filter = tf.randomNormal([shape.k, shape.k, shape.inC, shape.outC]) as tf.Tensor4D;
   const dy = tf.randomNormal([batch, outSide(shape), outSide(shape), shape.outC]);
@@ -51,14 +55,32 @@ function opCall(shape: ConvShape, batch: number, op: ConvOp): { run: () => Promi
     input: () => tf.engine().runKernel("Conv2DBackpropInput", { dy, filter }, { ...attrs, inputShape: x.shape }),
     filter: () => tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, { ...attrs, filterShape: filter.shape }),
   }[op];
+  const values = async () => {
+    const out = call() as tf.Tensor;
+    const data = (await out.data()) as Float32Array; // on a GPU: waits for the queued work
+    out.dispose();
+    return data;
+  };
   return {
-    run: async () => {
-      const out = call() as tf.Tensor;
-      await out.data(); // on a GPU: waits for the queued work
-      out.dispose();
-    },
+    run: async () => void (await values()),
+    values,
     dispose: () => tf.dispose([x, filter, dy]),
   };
+}
+
+/** max |ours - stock| / max |stock| on the same inputs: our kernel checked on this very device. */
+async function errorAgainstStock(call: { values: () => Promise<Float32Array> }, kernels: ConvOpOptions["kernels"]): Promise<number> {
+  kernels.use("stock");
+  const expected = await call.values();
+  kernels.use("ours", { allOurs: true });
+  const actual = await call.values();
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
+    scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  return diff / Math.max(scale, 1e-30);
 }
 
 /** Stock and ours for one shape and op. */
@@ -68,6 +90,9 @@ export async function benchOp(shape: ConvShape, op: ConvOp, o: ConvOpOptions): P
   const ours = opCall(shape, o.batch, op);
   const kernelName = KERNEL_OF[op];
   const before = o.kernels.calls(kernelName);
+  // Where the stock kernel is quick, check ours against it first (the tests do so on lavapipe and
+  // the cpu; this covers the device the bench runs on, e.g. a real GPU).
+  const relError = o.check ? await errorAgainstStock(ours, o.kernels) : undefined;
   const [stockMs, oursMs] = await timeAlternating(
     [
       { before: () => o.kernels.use("stock"), run: stock.run },
@@ -97,6 +122,7 @@ export async function benchOp(shape: ConvShape, op: ConvOp, o: ConvOpOptions): P
     oursGflops: haveOurs ? gflop / (oursMs! / 1000) : null,
     speedup: haveOurs ? stockFull / oursMs! : null,
     stockBatch,
+    relError: haveOurs ? relError : undefined,
   };
 }
 
