@@ -10,6 +10,8 @@ export interface ConvShape {
   model: BenchModel;
   /** The first layer with this shape, e.g. "conv3_2" or "layer2_0/downsample". */
   name: string;
+  /** Every layer with this shape. */
+  names: string[];
   /** Input height and width. */
   side: number;
   inC: number;
@@ -22,7 +24,7 @@ export interface ConvShape {
 
 /** VGG19 at `size` px: 16 convolutions, 9 distinct shapes. Each stage ends with a 2x2 max-pool. */
 export function vgg19Convs(size: number): ConvShape[] {
-  const all: Omit<ConvShape, "count">[] = [];
+  const all: Layer[] = [];
   let inC = 3;
   let side = size;
   VGG19_STAGES.forEach((channels, s) => {
@@ -37,7 +39,7 @@ export function vgg19Convs(size: number): ConvShape[] {
 
 /** ResNet34 at `size` px: 36 convolutions (the 7x7 stem, 32 3x3 and 3 1x1 shortcuts), 10 distinct shapes. */
 export function resnet34Convs(size: number): ConvShape[] {
-  const all: Omit<ConvShape, "count">[] = [{ model: "resnet34", name: "stem", side: size, inC: 3, outC: 64, k: 7, stride: 2 }];
+  const all: Layer[] = [{ model: "resnet34", name: "stem", side: size, inC: 3, outC: 64, k: 7, stride: 2 }];
   let side = Math.ceil(Math.ceil(size / 2) / 2); // the stem's stride 2, then the 3x3/2 max-pool (padded)
   let inC = 64;
   RESNET34_STAGES.forEach((stage, s) => {
@@ -61,13 +63,15 @@ export function modelConvs(model: BenchModel, size: number): ConvShape[] {
   return model === "vgg19" ? vgg19Convs(size) : resnet34Convs(size);
 }
 
-function countDistinct(all: Omit<ConvShape, "count">[]): ConvShape[] {
+type Layer = Omit<ConvShape, "count" | "names">;
+
+function countDistinct(all: Layer[]): ConvShape[] {
   const byKey = new Map<string, ConvShape>();
   for (const c of all) {
     const key = `${c.side}/${c.inC}/${c.outC}/${c.k}/${c.stride}`;
     const seen = byKey.get(key);
-    if (seen) seen.count++;
-    else byKey.set(key, { ...c, count: 1 });
+    if (seen) (seen.count++, seen.names.push(c.name));
+    else byKey.set(key, { ...c, count: 1, names: [c.name] });
   }
   return [...byKey.values()];
 }

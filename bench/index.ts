@@ -43,6 +43,7 @@ function parseBlock(value: string | undefined): { rowsPerThread: number; colsPer
 }
 
 function switchFor(backend: StartedBackend, block: string | undefined): KernelSwitch {
+  if (backend.name === "cpu" && block) throw new UsageError("--block is for our webgpu kernels; the cpu backend has none");
   if (backend.name === "cpu") return cpuSwitch();
   if (backend.name === "webgpu") return webGpuSwitch({ block: parseBlock(block) });
   throw new UsageError(`the bench covers the cpu and webgpu backends; ${backend.name} has no kernels of ours`);
@@ -54,12 +55,12 @@ runCli(async () => {
     parts: { type: "string", help: "what to time: layers, steps, or both", default: "layers,steps" },
     models: { type: "string", help: "networks whose layers to time: vgg19, resnet34", default: "vgg19,resnet34" },
     ops: { type: "string", help: "forward, input (gradient), filter (gradient)", default: "forward,input,filter" },
-    layers: { type: "string", help: "only these layers, e.g. conv1_1,stem" },
+    layers: { type: "string", help: "only the shapes of these layers, e.g. conv1_1,conv5_4,stem" },
     size: { type: "string", help: "image size in px (default 32; 224 on a real GPU)" },
     batch: { type: "string", help: "batch size (default 4 on cpu, 2 on a software GPU, 32 on a real GPU)" },
     arch: { type: "string", help: "network of the training steps: vgg19 or vgg19_bn", default: "vgg19" },
     width: { type: "string", help: "channel width multiplier of the training steps", default: "1" },
-    "stock-steps": { type: "boolean", help: "also time steps with the stock kernels (default on webgpu; on cpu they take minutes)" },
+    "stock-steps": { type: "boolean", help: "on cpu, also time steps with the stock kernels (minutes); webgpu always does" },
     rounds: { type: "string", help: "timed rounds per contender (the median is reported)", default: "3" },
     "min-ms": { type: "string", help: "time each round aims for", default: "300" },
     block: { type: "string", help: "register block per thread of all our webgpu kernels, 4x4 to 8x8 (default: each kernel's own)" },
@@ -73,11 +74,19 @@ runCli(async () => {
   const models = listFlag<BenchModel>("models", flags.models, BENCH_MODELS);
   const ops = listFlag<ConvOp>("ops", flags.ops, CONV_OPS);
   const layerNames = flags.layers?.split(",").map((s) => s.trim());
-  const arch = listFlag("arch", flags.arch, ["vgg19", "vgg19_bn"] as const)[0]!;
+  const arches = listFlag("arch", flags.arch, ["vgg19", "vgg19_bn"] as const);
+  if (arches.length > 1) throw new UsageError(`--arch takes one network, got "${flags.arch}"`);
+  const arch = arches[0]!;
   const width = numberFlag("width", flags.width, { min: 1 / 64, max: 1 })!;
   const rounds = numberFlag("rounds", flags.rounds, { integer: true, min: 1, max: 50 })!;
   const minMs = numberFlag("min-ms", flags["min-ms"], { min: 1, max: 60_000 })!;
   const minSpeedup = numberFlag("min-speedup", flags["min-speedup"], { min: 0 });
+  if (minSpeedup !== undefined && !parts.includes("layers")) throw new UsageError("--min-speedup checks the per-layer totals: leave layers in --parts");
+  if (layerNames) {
+    const known = new Set(models.flatMap((m) => modelConvs(m, 224).flatMap((c) => c.names)));
+    const unknown = layerNames.filter((name) => !known.has(name));
+    if (unknown.length) throw new UsageError(`--layers: ${unknown.join(", ")} ${unknown.length > 1 ? "are not layers" : "is not a layer"} of ${models.join(", ")} (e.g. conv3_4, stem, layer2_0/downsample)`);
+  }
   parseBlock(flags.block);
   if (flags.backend && !["cpu", "webgpu"].includes(flags.backend)) throw new UsageError(`--backend must be cpu or webgpu, got "${flags.backend}"`);
 
@@ -115,7 +124,7 @@ runCli(async () => {
   if (parts.includes("layers")) {
     for (const model of models) {
       let shapes = modelConvs(model, size);
-      if (layerNames) shapes = shapes.filter((s) => layerNames.includes(s.name));
+      if (layerNames) shapes = shapes.filter((s) => s.names.some((name) => layerNames.includes(name)));
       for (const shape of shapes) {
         for (const op of ops) {
           const row = await benchOp(shape, op, {
@@ -133,7 +142,6 @@ runCli(async () => {
         }
       }
     }
-    if (layerNames && layers.length === 0) throw new UsageError(`--layers: none of "${flags.layers}" is a layer of ${models.join(", ")}`);
   }
   totals = models.flatMap((m) => ops.map((op) => modelTotal(layers, m, op, { subset: layerNames !== undefined }))).filter((r): r is OpRow => r !== undefined);
 
@@ -179,7 +187,6 @@ function printTables(r: { machine: { backend: string; device: string }; options:
 
 /** The speed guard: every network total of every op timed must be at least `min` times stock. */
 function checkSpeedups(totals: readonly OpRow[], min: number): number {
-  if (totals.length === 0) throw new UsageError("--min-speedup checks the per-layer totals: leave layers in --parts");
   const slow = totals.filter((t) => t.speedup === null || t.speedup < min);
   for (const t of slow) {
     console.error(`speed guard: ${t.layer} ${t.op}: ${t.speedup === null ? "no kernel of ours ran" : `${t.speedup.toFixed(1)}x stock`}, below ${min}x`);
@@ -232,6 +239,6 @@ function stepTable(rows: readonly StepRow[], torch: TorchResult | undefined): st
     const o = ours(bn);
     if (s && o) lines.push(`${o.arch} ${bn ? "with" : "without"} final BN: ours ${(s.msPerStep / o.msPerStep).toFixed(2)}x the stock kernels' speed`);
   }
-  if (torch) lines.push(`PyTorch ${torch.torch} on ${torch.device}${torch.tf32Convolutions ? " (TF32 convolutions)" : ""}`);
+  if (torch) lines.push(`PyTorch ${torch.torch} on ${torch.device}${torch.tf32Convolutions ? " (TF32 convolutions)" : ""}; ${torch.clock === "cpu" ? "CPU time of the process" : "wall time"}`);
   return lines.join("\n");
 }

@@ -36,8 +36,8 @@ export interface TimingOptions {
 }
 
 /**
- * Median milliseconds per call of each contender: one warm-up call each (compiles shaders, fills
- * caches), then `rounds` rounds in which every contender takes its turn.
+ * Median milliseconds per call of each contender: warm-up calls, then `rounds` rounds in which every
+ * contender takes its turn.
  */
 export async function timeAlternating(contenders: readonly Contender[], options: TimingOptions): Promise<number[]> {
   const { clock, minMs, rounds, slowMs = Infinity } = options;
@@ -47,8 +47,13 @@ export async function timeAlternating(contenders: readonly Contender[], options:
     for (let r = 0; r < reps; r++) await c.run();
     return (clockMs(clock) - start) / reps;
   };
+  // Two warm-up calls each (the first compiles shaders and fills caches), the second sizing the rounds;
+  // a contender slower than slowMs keeps its first call as its time.
   const warm: number[] = [];
-  for (const c of contenders) warm.push(await timeCalls(c, 1));
+  for (const c of contenders) {
+    const first = await timeCalls(c, 1);
+    warm.push(first > slowMs ? first : await timeCalls(c, 1));
+  }
   const reps = warm.map((ms) => Math.max(1, Math.round(minMs / Math.max(ms, 1e-3))));
   const times: number[][] = contenders.map(() => []);
   for (let round = 0; round < rounds; round++) {

@@ -12,6 +12,8 @@ const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "torch_st
 export interface TorchResult {
   torch: string;
   device: string;
+  /** "cpu": CPU time of the process (on the CPU, like the tfjs side); "wall": on a GPU. */
+  clock: "cpu" | "wall";
   tf32Convolutions: boolean;
   python: string;
   rows: { arch: string; finalBN: boolean; msPerStep: number; imagesPerSec: number }[];

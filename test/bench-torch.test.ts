@@ -22,6 +22,7 @@ test("PyTorch times both VGG19 variants and reports its version and device", { s
   assert.equal(result.python, python);
   assert.match(result.torch, /^\d+\.\d+/);
   assert.match(result.device, /cpu|cuda|NVIDIA|GPU/i);
+  assert.equal(result.clock, /^cpu/.test(result.device) ? "cpu" : "wall");
   assert.deepEqual(result.rows.map((r) => [r.arch, r.finalBN]), [["vgg19_bn", false], ["vgg19_bn", true]]);
   for (const r of result.rows) {
     assert.ok(r.msPerStep > 0 && Number.isFinite(r.msPerStep));

@@ -77,7 +77,7 @@ test("timing alternates the contenders round by round and reports each one's med
     run: async () => work(i === 0 ? 2e6 : 6e6),
   }));
   const [a, b] = await timeAlternating(contenders, { clock: "cpu", minMs: 1, rounds: 3 });
-  assert.deepEqual(order, ["a", "b", "a", "b", "a", "b", "a", "b"], "one warm-up each, then 3 alternating rounds");
+  assert.deepEqual(order, ["a", "a", "b", "b", "a", "b", "a", "b", "a", "b"], "two warm-up calls each, then 3 alternating rounds");
   assert.ok(sink > 0);
   assert.ok(b! > 1.5 * a!, `3 times the work took ${b} ms against ${a} ms`);
   assert.equal(median([5, 1, 3]), 3);

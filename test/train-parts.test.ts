@@ -6,6 +6,7 @@ import { minorityMetrics, crossEntropy, argmaxRows, meanStd } from "../src/train
 import { oneCycle } from "../src/train/schedule.ts";
 import { AdamW } from "../src/train/adamw.ts";
 import { registerCpuAdamW, unregisterCpuAdamW } from "../src/backends/cpu-adamw.ts";
+import { ADAMW_KERNEL } from "../src/backends/adamw-kernel.ts";
 import { fusedAgainstOps } from "./adamw-reference.ts";
 import { summarize, summaryTable, type VariantRun } from "../src/train/experiment.ts";
 import type { EpochRecord } from "../src/train/learner.ts";
@@ -56,7 +57,10 @@ for (const fused of [false, true]) {
     const opt = new AdamW([kernel, bias], { weightDecay: 0.1, beta2: 0.99, eps: 1e-5 });
     const lr = 0.01;
     const beta1 = 0.9;
-    opt.apply([tf.tensor2d([[0.2, 0.4]]), tf.tensor1d([-1])], { lr, beta1 });
+    const grads = [tf.tensor2d([[0.2, 0.4]]), tf.tensor1d([-1])];
+    const profile = await tf.profile(() => opt.apply(grads, { lr, beta1 }));
+    assert.equal(profile.kernels.some((k) => k.name === ADAMW_KERNEL), fused, "the path under test ran");
+    tf.dispose(grads);
     // Step 1: m = (1-b1) g, v = (1-b2) g², m̂ = g, v̂ = g², so the update is lr * g / (|g| + eps).
     const expect = (w: number, g: number, decay: boolean) => (decay ? w * (1 - lr * 0.1) : w) - (lr * g) / (Math.abs(g) + 1e-5);
     const k = await kernel.data();

@@ -24,7 +24,7 @@ import {
   type WebGpuConvKernelName,
   type WebGpuConvOptions,
 } from "../src/backends/webgpu-conv.ts";
-import { DEFAULT_SPLIT, planFilterGrad } from "../src/backends/webgpu-filter-grad.ts";
+import { DEFAULT_SPLIT, planFilterGrad } from "../src/backends/webgpu-split-k.ts";
 import { planGemm, TILE_K } from "../src/backends/webgpu-conv-gemm.ts";
 
 delete process.env.FINALBN_BACKEND;
@@ -323,13 +323,14 @@ test("what ours do not cover goes to the stock kernels, with the stock results",
   const alpha = tf.tensor1d(randomValues(c.outC, 15));
   const fused = (attrs: tf.NamedAttrMap, inputs: tf.NamedTensorMap = {}) => () =>
     tf.engine().runKernel("FusedConv2D", { x: t.x, filter: t.w, bias: t.bias, ...inputs }, { ...convAttrs(c), ...attrs });
+  const oddBias = tf.tensor1d([0.5]);
   const cases: [string, WebGpuConvKernelName, () => tf.TensorInfo | tf.TensorInfo[]][] = [
     ["leakyrelu", "FusedConv2D", fused({ activation: "leakyrelu", leakyreluAlpha: 0.2 })],
     ["elu", "FusedConv2D", fused({ activation: "elu" })],
     ["relu6", "FusedConv2D", fused({ activation: "relu6" })],
     ["sigmoid", "FusedConv2D", fused({ activation: "sigmoid" })],
     ["prelu", "FusedConv2D", fused({ activation: "prelu" }, { preluActivationWeights: alpha })],
-    ["a bias of shape [1]", "FusedConv2D", fused({ activation: "relu" }, { bias: tf.tensor1d([0.5]) })],
+    ["a bias of shape [1]", "FusedConv2D", fused({ activation: "relu" }, { bias: oddBias })],
     ["dilation 2", "Conv2D", () => tf.engine().runKernel("Conv2D", { x: t.x, filter: t.w }, { ...convAttrs(c), dilations: [2, 2] })],
   ];
   try {
@@ -344,7 +345,7 @@ test("what ours do not cover goes to the stock kernels, with the stock results",
     }
   } finally {
     useOurs(true);
-    tf.dispose([...Object.values(t), alpha]);
+    tf.dispose([...Object.values(t), alpha, oddBias]);
   }
 });
 

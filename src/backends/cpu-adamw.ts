@@ -2,24 +2,10 @@
 // dozen element-wise ops, each allocating and filling a whole new array. For VGG19 at full width
 // (20M weights with the fastai head) those ops took about 1.4 s of a 2.1 s training step on one core.
 //
-// A kernel of our own name, not a replacement for a stock one: src/train/adamw.ts calls it where
-// the current backend has it, and otherwise runs the same formula as tfjs ops.
+// A kernel of our own name, not a replacement for a stock one (adamw-kernel.ts): src/train/adamw.ts
+// calls it where the current backend has it, and otherwise runs the same formula as tfjs ops.
 import * as tf from "@tensorflow/tfjs";
-
-export const ADAMW_KERNEL = "FinalbnAdamW";
-
-/** The attributes of one update (see AdamW.apply for where they come from). */
-export interface AdamWAttrs {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  /** Bias corrections 1 - beta1^t and 1 - beta2^t. */
-  c1: number;
-  c2: number;
-  /** Decoupled weight decay rate (0 for biases and batch-norm parameters). */
-  decay: number;
-}
+import { ADAMW_KERNEL, type AdamWAttrs } from "./adamw-kernel.ts";
 
 interface CpuBackend {
   readSync(dataId: object): unknown;

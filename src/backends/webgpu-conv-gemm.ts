@@ -23,7 +23,7 @@
 // Where a channel count is a multiple of 4, the tensors laid out along it are read and written as
 // vec4 (4 channels at once); the others one float at a time.
 // Split-K (the gradients: a long reduction over few tiles): the K range can be cut into slices, one
-// workgroup per (tile, slice), each writing a partial C that SumPartialsProgram (webgpu-filter-grad.ts)
+// workgroup per (tile, slice), each writing a partial C that SumPartialsProgram (webgpu-split-k.ts)
 // adds up. Not for the forward pass, whose bias and ReLU need the whole sum.
 //
 // The program class follows tfjs-backend-webgpu's WebGPUProgram interface: the backend declares
@@ -54,8 +54,9 @@ export interface Uniform {
 
 export type ConvGemmKind = "forward" | "inputGrad" | "filterGrad";
 
+// Square tiles: the staging code sizes the tiles of A and of B alike (rows of TILE_M / 4 vec4).
 export const TILE_M = 64; // rows of C per workgroup
-export const TILE_N = 64; // columns of C per workgroup
+export const TILE_N = TILE_M; // columns of C per workgroup
 export const TILE_K = 32; // reduction steps staged in workgroup memory at a time
 
 /** Rows and columns of C each thread accumulates in registers: 4 or 8 each. */

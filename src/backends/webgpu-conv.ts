@@ -3,7 +3,7 @@
 // tfjs 4.22's webgpu Conv2DBackpropFilter gives each filter weight one GPU thread that walks the
 // whole batch alone: 0.01 to 1.4 TFLOP/s on an H200, three quarters of a VGG19 training step.
 // Ours are tiled implicit GEMMs (webgpu-conv-gemm.ts; split-K for the filter gradient,
-// webgpu-filter-grad.ts) for Conv2D, FusedConv2D (bias and relu/linear fused into the write-out),
+// webgpu-split-k.ts) for Conv2D, FusedConv2D (bias and relu/linear fused into the write-out),
 // Conv2DBackpropInput and Conv2DBackpropFilter, run through the backend's own program machinery
 // (runWebGPUProgram), so buffers, uniforms and the shader cache are tfjs's.
 //
@@ -28,7 +28,7 @@ import {
   type Uniform,
   type WebGpuProgram,
 } from "./webgpu-conv-gemm.ts";
-import { DEFAULT_SPLIT, planFilterGrad, SumPartialsProgram } from "./webgpu-filter-grad.ts";
+import { DEFAULT_SPLIT, planFilterGrad, SumPartialsProgram } from "./webgpu-split-k.ts";
 import { kernelSet } from "./kernel-set.ts";
 import { convInfoIfSupported, geometryOf, type ConvGeometry } from "./conv-geometry.ts";
 

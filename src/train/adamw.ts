@@ -2,7 +2,7 @@
 // through the gradient. Written out here because tfjs has no AdamW, and because the one-cycle
 // schedule changes lr and beta1 every step, which tfjs's built-in Adam does not allow.
 import * as tf from "@tensorflow/tfjs";
-import { ADAMW_KERNEL, type AdamWAttrs } from "../backends/cpu-adamw.ts";
+import { ADAMW_KERNEL, type AdamWAttrs } from "../backends/adamw-kernel.ts";
 
 export interface AdamWOptions {
   weightDecay: number;
@@ -31,7 +31,7 @@ export class AdamW {
     const { beta2, eps } = this;
     const c1 = 1 - beta1 ** this.step;
     const c2 = 1 - beta2 ** this.step;
-    // One fused kernel per parameter where the backend has it (src/backends/cpu-adamw.ts), else tfjs ops.
+    // One fused kernel per parameter where the backend has it (src/backends/*-adamw.ts), else tfjs ops.
     const fused = tf.getKernel(ADAMW_KERNEL, tf.getBackend()) !== undefined;
     tf.tidy(() => {
       this.params.forEach((p, i) => {

@@ -1,15 +1,17 @@
-// The filter gradient of a 2-D convolution for tfjs's webgpu backend: its split-K plan and the
-// program that adds the slices up. The GEMM itself is ConvGemmProgram of kind "filterGrad"
-// (webgpu-conv-gemm.ts), which also describes the tiling.
+// Split-K for the convolution gradients on tfjs's webgpu backend: how many slices to cut a long
+// reduction into, and the program that adds the slices' partial results up. The GEMMs themselves
+// are ConvGemmProgram (webgpu-conv-gemm.ts), which also describes the tiling.
 //
-// For NHWC input x, output gradient dy and a filter [kh, kw, ci, co] with dilation 1,
+// The filter gradient of the first VGG layers is the case that needs it: for NHWC input x, output
+// gradient dy and a filter [kh, kw, ci, co] with dilation 1,
 //
 //   dW[kh, kw, ci, co] = sum over (n, oh, ow) of x[n, oh*s + kh - pad, ow*s + kw - pad, ci] * dy[n, oh, ow, co]
 //
-// is a matrix product with M = kh*kw*ci rows, N = co columns and a reduction over K = n*oh*ow.
-// Split-K: the first VGG layers have tiny filters (27 x 64) but a huge K (n*h*w), so one tile would
-// leave a GPU idle. There the K range is cut into `splits` slices, one workgroup per (tile, slice),
-// each writing a partial C; SumPartialsProgram then adds the slices up.
+// is a matrix product with M = kh*kw*ci rows, N = co columns and a reduction over K = n*oh*ow: a tiny
+// filter (27 x 64) but a huge K (n*h*w), so one tile would leave a GPU idle. There the K range is cut
+// into `splits` slices, one workgroup per (tile, slice), each writing a partial C; SumPartialsProgram
+// then adds the slices up. The input gradient of the last layers (few pixels, K = 9 * 512) is split
+// the same way.
 import type { ConvGeometry } from "./conv-geometry.ts";
 import { planGemm, type GemmPlan, type SplitOptions, type Uniform, type WebGpuProgram } from "./webgpu-conv-gemm.ts";
 

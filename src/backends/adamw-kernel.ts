@@ -1,0 +1,19 @@
+// The fused AdamW update as a tfjs kernel of our own name: its name and attributes, shared by the
+// optimizer (src/train/adamw.ts) and the backends that implement it (cpu-adamw.ts, webgpu-adamw.ts).
+// Inputs: param, grad, m, v (same shape, float32). Outputs: the new param, m and v.
+
+export const ADAMW_KERNEL = "FinalbnAdamW";
+
+/** The attributes of one update (see AdamW.apply for where they come from). */
+export interface AdamWAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Bias corrections 1 - beta1^t and 1 - beta2^t. */
+  c1: number;
+  c2: number;
+  /** Decoupled weight decay rate (0 for biases and batch-norm parameters). */
+  decay: number;
+}
+
