@@ -9,7 +9,6 @@ import {
   DEFAULT_WEBGPU_CONV_KERNELS,
   registerWebGpuConvKernels,
   unregisterWebGpuConvKernels,
-  WEBGPU_CONV_KERNEL_NAMES,
   webGpuConvKernelCalls,
   type WebGpuConvOptions,
 } from "../src/backends/webgpu-conv.ts";
@@ -19,11 +18,8 @@ export type Kernels = "stock" | "ours";
 export interface KernelSwitch {
   backend: "cpu" | "webgpu";
   clock: Clock;
-  /**
-   * Register tfjs's stock kernels or ours. `allOurs` registers every kernel we have, also those
-   * training does not use by default (for timing single operations).
-   */
-  use(kernels: Kernels, opts?: { allOurs?: boolean }): void;
+  /** Register tfjs's stock kernels, or ours as training uses them. */
+  use(kernels: Kernels): void;
   /** Calls of our version of `kernelName` so far: fast path, and cases it handed to the stock kernel. */
   calls(kernelName: string): { fast: number; fallback: number };
 }
@@ -45,12 +41,12 @@ export function webGpuSwitch(options: WebGpuConvOptions = {}): KernelSwitch {
   return {
     backend: "webgpu",
     clock: "wall",
-    use(kernels, { allOurs = false } = {}) {
+    use(kernels) {
       unregisterWebGpuConvKernels();
       unregisterWebGpuAdamW();
       if (kernels === "stock") return;
       registerWebGpuAdamW();
-      registerWebGpuConvKernels({ ...options, kernels: allOurs ? WEBGPU_CONV_KERNEL_NAMES : DEFAULT_WEBGPU_CONV_KERNELS });
+      registerWebGpuConvKernels({ ...options, kernels: DEFAULT_WEBGPU_CONV_KERNELS });
     },
     calls: (name) => (webGpuConvKernelCalls() as Record<string, { fast: number; fallback: number }>)[name] ?? { fast: 0, fallback: 0 },
   };

@@ -20,8 +20,8 @@ export interface TorchResult {
 }
 
 export interface TorchOptions {
-  /** A python to use; otherwise the first of $FINALBN_PYTHON, python3, /usr/bin/python3 that imports torch. */
-  python?: string;
+  /** A python that imports torch (findTorchPython finds one). */
+  python: string;
   arch: string;
   size: number;
   batch: number;
@@ -54,7 +54,7 @@ export function torchCandidates(python?: string): string[] {
 }
 
 export async function runTorchSteps(o: TorchOptions, log: (line: string) => void = () => {}): Promise<TorchResult> {
-  const python = await findTorchPython(torchCandidates(o.python));
+  const { python } = o;
   log(`PyTorch steps with ${python} ...`);
   const args = [SCRIPT, "--arch", o.arch, "--size", String(o.size), "--batch", String(o.batch), "--width", String(o.width)];
   args.push("--rounds", String(o.rounds), "--min-ms", String(o.minMs));

@@ -18,7 +18,7 @@ test("without a python that has torch, --with-torch says how to get one", async 
 });
 
 test("PyTorch times both VGG19 variants and reports its version and device", { skip: noTorch }, async () => {
-  const result = await runTorchSteps({ python, arch: "vgg19_bn", size: 32, batch: 4, width: 1 / 16, rounds: 1, minMs: 10 });
+  const result = await runTorchSteps({ python: python!, arch: "vgg19_bn", size: 32, batch: 4, width: 1 / 16, rounds: 1, minMs: 10 });
   assert.equal(result.python, python);
   assert.match(result.torch, /^\d+\.\d+/);
   assert.match(result.device, /cpu|cuda|NVIDIA|GPU/i);
