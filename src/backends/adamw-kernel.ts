@@ -1,6 +1,7 @@
 // The fused AdamW update as a tfjs kernel of our own name: its name and attributes, shared by the
 // optimizer (src/train/adamw.ts) and the backends that implement it (cpu-adamw.ts, webgpu-adamw.ts).
 // Inputs: param, grad, m, v (same shape, float32). Outputs: the new param, m and v.
+import * as tf from "@tensorflow/tfjs";
 
 export const ADAMW_KERNEL = "FinalbnAdamW";
 
@@ -17,3 +18,15 @@ export interface AdamWAttrs {
   decay: number;
 }
 
+
+/** Register and unregister one backend's implementation; both are safe to call twice. */
+export function adamWKernel(backendName: string, kernelFunc: tf.KernelFunc): { register(): void; unregister(): void } {
+  return {
+    register: () => {
+      if (!tf.getKernel(ADAMW_KERNEL, backendName)) tf.registerKernel({ kernelName: ADAMW_KERNEL, backendName, kernelFunc });
+    },
+    unregister: () => {
+      if (tf.getKernel(ADAMW_KERNEL, backendName)) tf.unregisterKernel(ADAMW_KERNEL, backendName);
+    },
+  };
+}

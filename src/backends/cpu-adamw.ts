@@ -5,7 +5,7 @@
 // A kernel of our own name, not a replacement for a stock one (adamw-kernel.ts): src/train/adamw.ts
 // calls it where the current backend has it, and otherwise runs the same formula as tfjs ops.
 import * as tf from "@tensorflow/tfjs";
-import { ADAMW_KERNEL, type AdamWAttrs } from "./adamw-kernel.ts";
+import { adamWKernel, type AdamWAttrs } from "./adamw-kernel.ts";
 
 interface CpuBackend {
   readSync(dataId: object): unknown;
@@ -38,11 +38,7 @@ function adamWCpu({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.
   return [p1, m1, v1].map((values) => cpu.makeTensorInfo(param.shape, "float32", values));
 }
 
+const kernel = adamWKernel("cpu", adamWCpu as tf.KernelFunc);
 /** Make the fused update available on the cpu backend. Safe to call twice. */
-export function registerCpuAdamW(): void {
-  if (!tf.getKernel(ADAMW_KERNEL, "cpu")) tf.registerKernel({ kernelName: ADAMW_KERNEL, backendName: "cpu", kernelFunc: adamWCpu as tf.KernelFunc });
-}
-
-export function unregisterCpuAdamW(): void {
-  if (tf.getKernel(ADAMW_KERNEL, "cpu")) tf.unregisterKernel(ADAMW_KERNEL, "cpu");
-}
+export const registerCpuAdamW = (): void => kernel.register();
+export const unregisterCpuAdamW = (): void => kernel.unregister();

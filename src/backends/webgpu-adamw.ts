@@ -2,7 +2,7 @@
 // and second moments), each one pass over the four inputs, instead of a dozen element-wise ops,
 // each a dispatch of its own and a full-size temporary buffer. Same formula as cpu-adamw.ts.
 import * as tf from "@tensorflow/tfjs";
-import { ADAMW_KERNEL, type AdamWAttrs } from "./adamw-kernel.ts";
+import { adamWKernel, type AdamWAttrs } from "./adamw-kernel.ts";
 import type { Uniform, WebGpuProgram } from "./webgpu-conv-gemm.ts";
 
 interface WebGpuBackend {
@@ -59,11 +59,7 @@ function adamWWebGpu({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): 
   );
 }
 
+const kernel = adamWKernel("webgpu", adamWWebGpu as tf.KernelFunc);
 /** Make the fused update available on the webgpu backend (after it is imported). Safe to call twice. */
-export function registerWebGpuAdamW(): void {
-  if (!tf.getKernel(ADAMW_KERNEL, "webgpu")) tf.registerKernel({ kernelName: ADAMW_KERNEL, backendName: "webgpu", kernelFunc: adamWWebGpu as tf.KernelFunc });
-}
-
-export function unregisterWebGpuAdamW(): void {
-  if (tf.getKernel(ADAMW_KERNEL, "webgpu")) tf.unregisterKernel(ADAMW_KERNEL, "webgpu");
-}
+export const registerWebGpuAdamW = (): void => kernel.register();
+export const unregisterWebGpuAdamW = (): void => kernel.unregister();

@@ -140,7 +140,8 @@ function forward(name: "Conv2D" | "FusedConv2D", args: KernelArgs): tf.TensorInf
   }
   kernels.fast(name);
   const inputs = bias ? [x!, filter!, bias] : [x!, filter!];
-  return runGemm("forward", args.backend, geometryOf(info), inputs, info.outShape, epilogue);
+  const shape = geometryOf(info);
+  return runGemm("forward", args.backend, shape, inputs, info.outShape, { plan: planGemm("forward", shape), epilogue });
 }
 
 function conv2DBackpropInputKernel(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
@@ -150,7 +151,7 @@ function conv2DBackpropInputKernel(args: KernelArgs): tf.TensorInfo | tf.TensorI
   if (!info || stockIsFaster("inputGrad", info) || !allFloat32(dy, filter)) return kernels.fallback("Conv2DBackpropInput", args);
   kernels.fast("Conv2DBackpropInput");
   const shape = geometryOf(info);
-  return runSplitGemm("inputGrad", args.backend, shape, [dy, filter], info.inShape, planGemm("inputGrad", shape, splitOptions));
+  return runGemm("inputGrad", args.backend, shape, [dy, filter], info.inShape, { plan: planGemm("inputGrad", shape, splitOptions) });
 }
 
 function conv2DBackpropFilterKernel(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
@@ -161,7 +162,7 @@ function conv2DBackpropFilterKernel(args: KernelArgs): tf.TensorInfo | tf.Tensor
   if (!info || !allFloat32(x, dy)) return kernels.fallback("Conv2DBackpropFilter", args);
   kernels.fast("Conv2DBackpropFilter");
   const shape = geometryOf(info);
-  return runSplitGemm("filterGrad", args.backend, shape, [x, dy], filterShape, planFilterGrad(shape, splitOptions));
+  return runGemm("filterGrad", args.backend, shape, [x, dy], filterShape, { plan: planFilterGrad(shape, splitOptions) });
 }
 
 const OUR_KERNELS: Record<WebGpuConvKernelName, tf.KernelFunc> = {
@@ -173,42 +174,26 @@ const OUR_KERNELS: Record<WebGpuConvKernelName, tf.KernelFunc> = {
 
 // ---------------------------------------------------------------- helpers
 
-/** One unsplit GEMM of the given kind, its [M, N] result relabelled as `outShape` (M*N values in that layout). */
+/**
+ * One GEMM of the given kind, its [M, N] result relabelled as `outShape` (M*N values in that layout).
+ * With split-K (a long K over few tiles: the filter gradient of early layers, the input gradient of
+ * late ones) each slice writes a partial C, and SumPartialsProgram adds them up into `outShape`.
+ */
 function runGemm(
   kind: ConvGemmKind,
   backendArg: KernelArgs["backend"],
   shape: ConvGeometry,
   inputs: tf.TensorInfo[],
   outShape: number[],
-  epilogue?: Epilogue,
+  { plan, epilogue }: { plan: GemmPlan; epilogue?: Epilogue },
 ): tf.TensorInfo {
   const backend = backendArg as unknown as WebGpuBackend;
-  const plan = planGemm(kind, shape);
   const program = new ConvGemmProgram(kind, plan, { by4: channelsBy4(shape), block: threadBlock, epilogue });
   const out = backend.runWebGPUProgram(program, inputs.map(flat), "float32", ConvGemmProgram.uniformData(shape, plan));
-  // The same relabelling tfjs's own Reshape kernel does.
-  return { dataId: out.dataId, shape: outShape, dtype: out.dtype };
-}
-
-/**
- * A GEMM whose reduction may be cut into slices (split-K, for products with few tiles but a long K:
- * the filter gradient of early layers, the input gradient of late ones): each slice writes a partial
- * C, and SumPartialsProgram adds them up into `outShape`.
- */
-function runSplitGemm(
-  kind: ConvGemmKind,
-  backendArg: KernelArgs["backend"],
-  shape: ConvGeometry,
-  inputs: tf.TensorInfo[],
-  outShape: number[],
-  plan: GemmPlan,
-): tf.TensorInfo {
-  if (plan.splits === 1) return runGemm(kind, backendArg, shape, inputs, outShape);
-  const backend = backendArg as unknown as WebGpuBackend;
-  const gemm = new ConvGemmProgram(kind, plan, { by4: channelsBy4(shape), block: threadBlock });
-  const partials = backend.runWebGPUProgram(gemm, inputs.map(flat), "float32", ConvGemmProgram.uniformData(shape, plan));
-  const sum = backend.runWebGPUProgram(new SumPartialsProgram(outShape), [partials], "float32", SumPartialsProgram.uniformData(plan));
-  backend.disposeData(partials.dataId); // freed once the queued work is done
+  // One slice: C itself, given its shape (the same relabelling tfjs's own Reshape kernel does).
+  if (plan.splits === 1) return { dataId: out.dataId, shape: outShape, dtype: out.dtype };
+  const sum = backend.runWebGPUProgram(new SumPartialsProgram(outShape), [out], "float32", SumPartialsProgram.uniformData(plan));
+  backend.disposeData(out.dataId); // freed once the queued work is done
   return sum;
 }
 

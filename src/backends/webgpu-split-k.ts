@@ -15,14 +15,11 @@
 import type { ConvGeometry } from "./conv-geometry.ts";
 import { planGemm, type GemmPlan, type SplitOptions, type Uniform, type WebGpuProgram } from "./webgpu-conv-gemm.ts";
 
-/** The sizes of one filter-gradient problem (all from tfjs's Conv2DInfo). */
-export type FilterGradShape = ConvGeometry;
-export type FilterGradPlan = GemmPlan;
 
 export const DEFAULT_SPLIT: SplitOptions = { targetWorkgroups: 512, minKPerSplit: 512, maxPartialFloats: 16 * 1024 * 1024 };
 
 /** Matrix sizes, tiles and the split-K factor for one problem. */
-export function planFilterGrad(shape: FilterGradShape, options: SplitOptions = DEFAULT_SPLIT): FilterGradPlan {
+export function planFilterGrad(shape: ConvGeometry, options: SplitOptions = DEFAULT_SPLIT): GemmPlan {
   return planGemm("filterGrad", shape, options);
 }
 
@@ -46,7 +43,7 @@ export class SumPartialsProgram implements WebGpuProgram {
     this.dispatch = [Math.ceil(size / 64), 1, 1];
   }
 
-  static uniformData(plan: FilterGradPlan): Uniform[] {
+  static uniformData(plan: GemmPlan): Uniform[] {
     return [{ type: "int32", data: [plan.splits] }];
   }
 
