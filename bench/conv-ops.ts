@@ -98,8 +98,8 @@ export async function benchOp(shape: ConvShape, op: ConvOp, o: ConvOpOptions): P
   const stock = stockBatch === o.batch ? ours : opCall(shape, stockBatch, op);
   const kernelName = KERNEL_OF[op];
   const before = o.kernels.calls(kernelName);
-  // Where the stock kernel is quick, check ours against it first (the tests do so on lavapipe and
-  // the cpu; this covers the device the bench runs on, e.g. a real GPU).
+  // Check ours against stock first where asked (webgpu): the tests do so on lavapipe and the cpu,
+  // this covers the device the bench runs on, e.g. a real GPU.
   const relError = o.check ? await errorAgainstStock(ours, o.kernels) : undefined;
   const [stockMs, oursMs] = await timeAlternating(
     [
