@@ -1,9 +1,12 @@
 // The with/without comparison paired by seed: t quantiles, intervals and the verdict, checked
-// against numbers worked out by hand.
+// against numbers worked out by hand, and the per-seed chart and report section built from them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { describeDifference, meanInterval95, pairBySeed, pairedCsv, pairedStats, pairedTable, tQuantile975, verdict } from "../src/train/stats.ts";
-import type { VariantRun } from "../src/train/experiment.ts";
+import { pairedSeedFigure } from "../src/viz/charts.ts";
+import { reportHtml } from "../src/viz/report.ts";
+import { summarize, type VariantRun } from "../src/train/experiment.ts";
+import { resolveTrainConfig } from "../src/train/config.ts";
 import type { EpochRecord } from "../src/train/learner.ts";
 
 const close = (a: number | null, b: number, eps = 1e-4) => assert.ok(a !== null && Math.abs(a - b) < eps, `${a} is not ${b}`);
@@ -96,4 +99,31 @@ test("verdict with one seed, or none, says what it cannot tell", () => {
   assert.match(one, /Left out: seed 7 \(only without the final BN\)\.$/);
   assert.match(verdict(pairedStats([run(true, 1, 0.5)])), /^No seed was trained both with and without the final BN/);
   assert.match(describeDifference(pairedStats([]).differences.bestF1, "best F1"), /nothing can be said about best F1/);
+});
+
+test("the per-seed chart: a dot per run, a thin line per seed, the mean difference with its interval", () => {
+  const p = pairedStats(both([0.1, 0.2, 0, 0.3, 0.1], [0.5, 0.6, 0.4, 0.7, 0.6]));
+  const fig = pairedSeedFigure(p);
+  const lines = fig.data.filter((d) => d.mode === "lines");
+  assert.equal(lines.length, 5, "one join per seed");
+  assert.deepEqual(lines[0].y, [0.1, 0.5]);
+  const mean = fig.data.find((d) => String(d.name).startsWith("mean difference"))!;
+  const err = mean.error_y as { array: number[]; arrayminus: number[] };
+  close(err.array[0], 2.7764 * 0.02, 1e-9);
+  close(err.arrayminus[0], 2.7764 * 0.02, 1e-9);
+  // One seed: the dots and the difference, no error bar.
+  const single = pairedSeedFigure(pairedStats(both([0], [0.2])));
+  assert.equal((single.data.find((d) => String(d.name).startsWith("mean difference"))!.error_y as { visible: boolean }).visible, false);
+});
+
+test("the report shows the verdict, the per-seed table and chart", () => {
+  const runs = both([0.1, 0.2, 0, 0.3, 0.1], [0.5, 0.6, 0.4, 0.7, 0.6]);
+  const paired = pairedStats(runs);
+  const html = reportHtml({
+    title: "t", runs, summary: summarize(runs), paired, info: { backend: "cpu", device: "test", versions: {} },
+    config: resolveTrainConfig({ manifest: "m.json", data: "d" }),
+  });
+  assert.ok(html.includes(`<p class="verdict">${verdict(paired)}</p>`));
+  assert.match(html, /<tr><td>5<\/td><td>0\.100<\/td><td>0\.600<\/td><td>\+0\.500<\/td><\/tr>/);
+  assert.match(html, /<div id="paired-seeds"/);
 });

@@ -9,6 +9,7 @@ import { registerCpuAdamW, unregisterCpuAdamW } from "../src/backends/cpu-adamw.
 import { ADAMW_KERNEL } from "../src/backends/adamw-kernel.ts";
 import { fusedAgainstOps } from "./adamw-reference.ts";
 import { summarize, summaryTable, type VariantRun } from "../src/train/experiment.ts";
+import { pairedStats } from "../src/train/stats.ts";
 import type { EpochRecord } from "../src/train/learner.ts";
 import { resolveTrainConfig } from "../src/train/config.ts";
 
@@ -80,7 +81,7 @@ test("AdamW: the fused cpu kernel and the tfjs ops agree over many steps of chan
   assert.ok(worst < 1e-4, `largest relative difference ${worst}`);
 });
 
-test("the summary averages final and best F1 over seeds, per variant", () => {
+test("the summary averages final and best F1 over seeds, per variant, and lists the seeds trained both ways", () => {
   const rec = (epoch: number, f1: number, testLoss: number): EpochRecord => ({
     epoch, f1, testLoss, trainLoss: testLoss / 2, accuracy: 0.5, precision: 0, recall: 0,
     confusion: [[0, 0], [0, 0]], lr: 0, seconds: 1, imagesPerSec: 1,
@@ -102,6 +103,17 @@ test("the summary averages final and best F1 over seeds, per variant", () => {
   const table = summaryTable([without, withBN]).split("\n");
   assert.equal(table.length, 4);
   assert.match(table[2], /^vgg19_bn-fastai-nofinalbn\s+2\s+0\.200 ± 0\.141\s+0\.250 ± 0\.071/);
+  // With the paired stats: seed 1 has both variants (0.1 without, 0.8 with), seed 2 only one.
+  const paired = summaryTable([without, withBN], pairedStats(runs)).split("\n");
+  assert.deepEqual(paired.slice(0, 4), table);
+  assert.deepEqual(paired.slice(5).map((l) => l.trim().split(/\s{2,}/)), [
+    ["final minority F1 per seed (paired: same seed, same data order and initial weights)"],
+    ["seed", "F1 without", "F1 with", "with - without"],
+    ["----", "----------", "-------", "--------------"],
+    ["1", "0.100", "0.800", "+0.700"],
+    ["difference +0.700 on one seed: no interval"],
+    ["left out: seed 2, only without the final BN"],
+  ]);
 });
 
 test("training configs reject settings that cannot work, with the reason", () => {

@@ -3,7 +3,9 @@
 // train VGG19-BN with and without the final BN, print the F1 table and write the HTML report.
 import { numberFlag, parseFlags, runCli } from "./args.ts";
 import { prepareSplit } from "../data/prepare.ts";
-import { runExperiment, summaryTable, verdict } from "../train/experiment.ts";
+import { runExperiment, summaryTable } from "../train/experiment.ts";
+import { verdict } from "../train/stats.ts";
+import { writeExperimentReport } from "../viz/report.ts";
 import { terminalProgress } from "../train/progress.ts";
 import { startRun } from "./start-run.ts";
 
@@ -75,7 +77,8 @@ runCli(async () => {
     { info, callbacksFor: (label) => terminalProgress(label) },
   );
 
-  console.log(`\n${summaryTable(result.summary)}\n`);
-  console.log(verdict(result.summary));
-  console.log(`\ntook ${((performance.now() - started) / 1000).toFixed(0)} s; report: ${result.reportFile}`);
+  const reportFile = await writeExperimentReport(result);
+  console.log(`\n${summaryTable(result.summary, result.paired)}\n`);
+  console.log(verdict(result.paired));
+  console.log(`\ntook ${((performance.now() - started) / 1000).toFixed(0)} s; report: ${reportFile}`);
 });

@@ -1,7 +1,10 @@
 // npm run experiment: train a network with and without the final BN for several seeds on one
-// manifest, print the summary table and write runs/<...>/report.html.
+// manifest, print the summary table (per variant and paired by seed) and the verdict, and write
+// runs/<...>/report.html.
 import { numberFlag, parseFlags, runCli, UsageError } from "./args.ts";
 import { runExperiment, summaryTable, type FinalBNChoice } from "../train/experiment.ts";
+import { verdict } from "../train/stats.ts";
+import { writeExperimentReport } from "../viz/report.ts";
 import { terminalProgress } from "../train/progress.ts";
 import { startRun } from "./start-run.ts";
 
@@ -57,7 +60,11 @@ runCli(async () => {
   const { backend, ...options } = parseExperimentFlags();
   const info = await startRun(backend);
   const result = await runExperiment(options, { info, callbacksFor: (label) => terminalProgress(label) });
-  console.log(`\n${summaryTable(result.summary)}\n`);
-  console.log(`runs, summary.csv and report: ${result.outDir}`);
-  console.log(`open ${result.reportFile}`);
+  const reportFile = await writeExperimentReport(result);
+  // A single variant (--final-bn with or without) has nothing to pair: the per-variant table only.
+  const paired = result.paired.pairs.length ? result.paired : undefined;
+  console.log(`\n${summaryTable(result.summary, paired)}\n`);
+  if (paired) console.log(`${verdict(paired)}\n`);
+  console.log(`runs, summary.csv, summary-paired.csv and report: ${result.outDir}`);
+  console.log(`open ${reportFile}`);
 });

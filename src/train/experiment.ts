@@ -1,7 +1,10 @@
 // An experiment: the same network trained with and without the final BN, for several seeds, on
-// one manifest; then a summary table (mean and standard deviation over seeds) and an HTML report.
-// The output folder is named after the settings, so running the same command again resumes the
-// unfinished runs and reuses the finished ones.
+// one manifest; then a summary per variant (mean and standard deviation over seeds) and the
+// comparison paired by seed (stats.ts). In the output folder: summary.json (both, and every run's
+// history), summary.csv (a row per variant) and summary-paired.csv (a row per seed trained both
+// ways). The HTML report is the caller's (viz/report.ts writeExperimentReport): training does not
+// depend on the charts. The output folder is named after the settings, so running the same command
+// again resumes the unfinished runs and reuses the finished ones.
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { resolveTrainConfig, variantName, type TrainConfig } from "./config.ts";
@@ -9,7 +12,7 @@ import { train, type EpochRecord, type TrainCallbacks } from "./learner.ts";
 import { meanStd } from "./metrics.ts";
 import { writeFileAtomic } from "../data/files.ts";
 import type { RunInfo } from "./run-log.ts";
-import { writeReport } from "../viz/report.ts";
+import { pairedCsv, pairedStats, pairedTable, type PairedStats } from "./stats.ts";
 
 export type FinalBNChoice = "with" | "without" | "both";
 
@@ -49,7 +52,13 @@ export interface ExperimentResult {
   outDir: string;
   runs: VariantRun[];
   summary: SummaryRow[];
-  reportFile: string;
+  /** With minus without, seed by seed, with 95% t-intervals. */
+  paired: PairedStats;
+  /** The settings shared by all runs (seed and finalBN those of the first run). */
+  config: TrainConfig;
+  info: RunInfo;
+  /** For the report: the option's title, or "finalbn: <output folder name>". */
+  title: string;
 }
 
 export function finalBNVariants(choice: FinalBNChoice): boolean[] {
@@ -85,11 +94,12 @@ export async function runExperiment(
     }
   }
   const summary = summarize(runs);
-  await writeFileAtomic(path.join(outDir, "summary.json"), JSON.stringify({ summary, runs }, null, 2) + "\n");
+  const paired = pairedStats(runs);
+  // JSON writes an interval that one seed cannot give as null.
+  await writeFileAtomic(path.join(outDir, "summary.json"), JSON.stringify({ summary, paired, runs }, null, 2) + "\n");
   await writeFileAtomic(path.join(outDir, "summary.csv"), summaryCsv(summary));
-  const reportFile = path.join(outDir, "report.html");
-  await writeReport(reportFile, { title: title ?? `finalbn: ${path.basename(outDir)}`, runs, summary, info: io.info, config: base });
-  return { outDir, runs, summary, reportFile };
+  await writeFileAtomic(path.join(outDir, "summary-paired.csv"), pairedCsv(paired));
+  return { outDir, runs, summary, paired, config: base, info: io.info, title: title ?? `finalbn: ${path.basename(outDir)}` };
 }
 
 /** One row per variant (with / without the final BN): mean and standard deviation over seeds. */
@@ -123,8 +133,11 @@ export function summaryCsv(rows: readonly SummaryRow[]): string {
   return [SUMMARY_COLUMNS.join(","), ...rows.map((r) => SUMMARY_COLUMNS.map((c) => String(r[c])).join(","))].join("\n") + "\n";
 }
 
-/** The summary as an aligned plain-text table for a terminal. */
-export function summaryTable(rows: readonly SummaryRow[]): string {
+/**
+ * The summary as an aligned plain-text table for a terminal; given the paired stats, followed by
+ * the final F1 per seed of both variants, their difference and its mean with the 95% interval.
+ */
+export function summaryTable(rows: readonly SummaryRow[], paired?: PairedStats): string {
   const head = ["variant", "seeds", "final F1", "best F1", "test loss", "train loss", "accuracy"];
   const pm = (m: number, s: number, n: number) => (n > 1 ? `${m.toFixed(3)} ± ${s.toFixed(3)}` : m.toFixed(3));
   const body = rows.map((r) => [
@@ -138,26 +151,6 @@ export function summaryTable(rows: readonly SummaryRow[]): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
-}
-
-/** One sentence on what the table shows, so a student does not have to read it off the numbers. */
-export function verdict(rows: readonly SummaryRow[]): string {
-  const without = rows.find((r) => !r.finalBN);
-  const withBN = rows.find((r) => r.finalBN);
-  if (!without || !withBN) return "";
-  const f1 = (r: SummaryRow) => r.finalF1.toFixed(2);
-  const gain = withBN.finalF1 - without.finalF1;
-  // Differences of a few hundredths are within what another seed changes: say so instead of a win.
-  const reading =
-    gain >= 0.1
-      ? "the final BN helps the scarce class"
-      : gain > 0
-        ? "slightly better with the final BN, but neither variant finds the scarce class reliably"
-        : "no gain from the final BN in this run";
-  return (
-    `Minority F1 ${f1(withBN)} with the final BN, ${f1(without)} without: ${reading}. ` +
-    `Train loss ${withBN.finalTrainLoss.toFixed(3)} with, ${without.finalTrainLoss.toFixed(3)} without ` +
-    `(the paper: the loss stays higher with the final BN).`
-  );
+  const table = [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+  return paired ? `${table}\n\n${pairedTable(paired)}` : table;
 }

@@ -1,6 +1,7 @@
 // Plotly figures as plain data: the same spec is drawn in the HTML report, in JupyterLab and
 // VS Code (application/vnd.plotly.v1+json) and in exported notebooks.
 import type { VariantRun } from "../train/experiment.ts";
+import type { PairedStats } from "../train/stats.ts";
 
 export interface Figure {
   data: Record<string, unknown>[];
@@ -202,6 +203,88 @@ export function sweepFigure(points: readonly SweepPoint[], o: { title: string; x
       legend: { orientation: "h", y: -0.25 },
       margin: { t: 50, r: 20, b: 60, l: 60 },
       height: 360,
+    },
+  };
+}
+
+/**
+ * Final minority F1 seed by seed. Left: one dot per run, the two runs of a seed joined by a thin
+ * grey line (same seed, same data and initial weights), and each variant's mean as a bar. Right:
+ * the per-seed differences (with minus without) with their mean and its 95% t-interval, against
+ * a line at 0: the interval, not the two clouds of dots, is what says whether the final BN helps.
+ */
+export function pairedSeedFigure(p: PairedStats): Figure {
+  const x = [nameOf(false), nameOf(true)];
+  const joins = p.pairs.map((pair) => ({
+    type: "scatter",
+    mode: "lines",
+    x,
+    y: [pair.without.finalF1, pair.with.finalF1],
+    line: { color: "#bbb", width: 1 },
+    showlegend: false,
+    hoverinfo: "skip",
+  }));
+  const dots = [false, true].map((withBN) => ({
+    type: "scatter",
+    mode: "markers",
+    name: nameOf(withBN),
+    x: p.pairs.map(() => nameOf(withBN)),
+    y: p.pairs.map((pair) => (withBN ? pair.with : pair.without).finalF1),
+    text: p.pairs.map((pair) => `seed ${pair.seed}`),
+    hovertemplate: `%{text}<br>final F1 %{y:.3f}<extra>${nameOf(withBN)}</extra>`,
+    marker: { color: colorOf(withBN), size: 9 },
+  }));
+  const d = p.differences.finalF1;
+  const means = [false, true].map((withBN) => ({
+    type: "scatter",
+    mode: "markers",
+    name: `mean, ${nameOf(withBN)}`,
+    showlegend: false,
+    x: [nameOf(withBN)],
+    y: [withBN ? d.meanWith : d.meanWithout],
+    hovertemplate: `mean final F1 %{y:.3f}<extra>${nameOf(withBN)}</extra>`,
+    marker: { color: colorOf(withBN), symbol: "line-ew-open", size: 40, line: { width: 3, color: colorOf(withBN) } },
+  }));
+  const ci = d.low !== null && d.high !== null;
+  const differences = [
+    {
+      type: "scatter",
+      mode: "markers",
+      name: "difference per seed",
+      x: p.pairs.map(() => "with - without"),
+      y: p.pairs.map((pair) => pair.difference.finalF1),
+      text: p.pairs.map((pair) => `seed ${pair.seed}`),
+      hovertemplate: "%{text}<br>difference %{y:+.3f}<extra></extra>",
+      marker: { color: "#555", size: 8 },
+      xaxis: "x2",
+      yaxis: "y2",
+    },
+    {
+      type: "scatter",
+      mode: "markers",
+      name: ci ? "mean difference, 95% t-interval" : "mean difference (one seed: no interval)",
+      x: ["mean"],
+      y: [d.mean],
+      error_y: ci ? { type: "data", symmetric: false, array: [d.high! - d.mean], arrayminus: [d.mean - d.low!], visible: true, color: "#222", thickness: 2, width: 8 } : { visible: false },
+      hovertemplate: ci
+        ? `mean %{y:+.3f}<br>95% CI ${d.low!.toFixed(3)} to ${d.high!.toFixed(3)} (t, ${d.n} seeds)<extra></extra>`
+        : "difference %{y:+.3f}<extra></extra>",
+      marker: { color: "#222", size: 11, symbol: "diamond" },
+      xaxis: "x2",
+      yaxis: "y2",
+    },
+  ];
+  return {
+    data: [...joins, ...dots, ...means, ...differences],
+    layout: {
+      title: { text: `Final minority F1 per seed (${p.pairs.length} paired)` },
+      xaxis: { domain: [0, 0.55], type: "category" },
+      yaxis: { title: { text: "final minority F1 (test)" }, range: [-0.02, 1.02] },
+      xaxis2: { domain: [0.68, 1], type: "category", anchor: "y2" },
+      yaxis2: { title: { text: "with - without" }, anchor: "x2", zeroline: true, zerolinecolor: "#888", zerolinewidth: 1 },
+      legend: { orientation: "h", y: -0.2 },
+      margin: { t: 50, r: 20, b: 60, l: 60 },
+      height: 400,
     },
   };
 }

@@ -2,12 +2,12 @@
 // with plotly.js embedded so it opens offline, years later, from a folder of runs.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import type { SummaryRow, VariantRun } from "../train/experiment.ts";
-import type { TrainConfig } from "../train/config.ts";
-import type { RunInfo } from "../train/run-log.ts";
+import path from "node:path";
+import type { ExperimentResult } from "../train/experiment.ts";
+import { ciText, verdict } from "../train/stats.ts";
 import { writeFileAtomic } from "../data/files.ts";
 import { escapeHtml } from "../train/progress.ts";
-import { curveFigure, f1VersusLossFigure, type Figure } from "./charts.ts";
+import { curveFigure, f1VersusLossFigure, pairedSeedFigure, type Figure } from "./charts.ts";
 
 let plotlySource: string | undefined;
 /** plotly.min.js, read once; "</script" is escaped so the page cannot be cut short by it. */
@@ -22,13 +22,7 @@ export function figureHtml(id: string, fig: Figure): string {
   return `<div id="${id}" class="chart"></div>\n<script>Plotly.newPlot(${JSON.stringify(id)}, ...(f => [f.data, f.layout, {responsive: true, displaylogo: false}])(${json}));</script>`;
 }
 
-export interface ReportInput {
-  title: string;
-  runs: VariantRun[];
-  summary: SummaryRow[];
-  info: RunInfo;
-  config: TrainConfig;
-}
+export type ReportInput = Pick<ExperimentResult, "title" | "runs" | "summary" | "paired" | "info" | "config">;
 
 export function reportHtml(r: ReportInput): string {
   const { seed: _seed, finalBN: _finalBN, ...settings } = r.config;
@@ -41,6 +35,12 @@ export function reportHtml(r: ReportInput): string {
         `<td>${s.finalTestLoss.toFixed(4)}</td><td>${s.finalTrainLoss.toFixed(4)}</td><td>${f(s.finalAccuracy)}</td></tr>`,
     )
     .join("\n");
+  const signed = (x: number) => (x >= 0 ? "+" : "") + f(x);
+  const pairRows = r.paired.pairs
+    .map((p) => `<tr><td>${p.seed}</td><td>${f(p.without.finalF1)}</td><td>${f(p.with.finalF1)}</td><td>${signed(p.difference.finalF1)}</td></tr>`)
+    .join("\n");
+  const d = r.paired.differences.finalF1;
+  const meanRow = d.n > 1 ? `<tr><th>mean</th><td>${f(d.meanWithout)}</td><td>${f(d.meanWith)}</td><td>${signed(d.mean)} (${ciText(d, 3)}, t-interval)</td></tr>` : "";
   const settingRows = Object.entries({ ...settings, seeds: r.runs.map((x) => x.seed).filter((s, i, a) => a.indexOf(s) === i).join(", "), backend: r.info.backend, device: r.info.device })
     .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(String(v))}</td></tr>`)
     .join("\n");
@@ -50,7 +50,7 @@ export function reportHtml(r: ReportInput): string {
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: right; }
 th { text-align: left; } td:first-child { text-align: left; } .chart { margin: 1.5em 0; }
-.note { color: #555; }
+.note { color: #555; } .verdict { font-weight: 600; }
 </style>
 <script>${plotlyScript()}</script>
 </head><body>
@@ -62,6 +62,21 @@ Mean ± standard deviation over seeds.</p>
 <tbody>
 ${rows}
 </tbody></table>
+<h2>Paired by seed</h2>
+<p class="note">The two runs of a seed share the data order and the initial weights, all but the final BN
+itself: the difference (with minus without) per seed is the comparison, and its mean comes with a 95%
+Student t-interval over the seeds.</p>
+<p class="verdict">${escapeHtml(verdict(r.paired))}</p>
+${
+  r.paired.pairs.length
+    ? `<table><thead><tr><th>seed</th><th>final F1 without</th><th>final F1 with</th><th>with - without</th></tr></thead>
+<tbody>
+${pairRows}
+${meanRow}
+</tbody></table>
+${figureHtml("paired-seeds", pairedSeedFigure(r.paired))}`
+    : ""
+}
 ${figureHtml("f1-vs-loss", f1VersusLossFigure(r.runs))}
 ${figureHtml("f1-curve", curveFigure(r.runs, "f1"))}
 ${figureHtml("test-loss-curve", curveFigure(r.runs, "testLoss"))}
@@ -75,4 +90,11 @@ ${figureHtml("train-loss-curve", curveFigure(r.runs, "trainLoss"))}
 
 export async function writeReport(file: string, input: ReportInput): Promise<void> {
   await writeFileAtomic(file, reportHtml(input));
+}
+
+/** The experiment's report.html in its output folder; returns the file's path. */
+export async function writeExperimentReport(experiment: ReportInput & Pick<ExperimentResult, "outDir">): Promise<string> {
+  const file = path.join(experiment.outDir, "report.html");
+  await writeReport(file, experiment);
+  return file;
 }
