@@ -251,7 +251,7 @@ export function pairedSeedFigure(p: PairedStats): Figure {
       type: "scatter",
       mode: "markers",
       name: "difference per seed",
-      x: p.pairs.map(() => "with - without"),
+      x: p.pairs.map(() => "per seed"),
       y: p.pairs.map((pair) => pair.difference.finalF1),
       text: p.pairs.map((pair) => `seed ${pair.seed}`),
       hovertemplate: "%{text}<br>difference %{y:+.3f}<extra></extra>",
@@ -281,7 +281,8 @@ export function pairedSeedFigure(p: PairedStats): Figure {
       xaxis: { domain: [0, 0.55], type: "category" },
       yaxis: { title: { text: "final minority F1 (test)" }, range: [-0.02, 1.02] },
       xaxis2: { domain: [0.68, 1], type: "category", anchor: "y2" },
-      yaxis2: { title: { text: "with - without" }, anchor: "x2", zeroline: true, zerolinecolor: "#888", zerolinewidth: 1 },
+      // rangemode tozero: the line at 0 stays in view however far the differences are from it.
+      yaxis2: { title: { text: "final F1, with - without" }, anchor: "x2", rangemode: "tozero", zeroline: true, zerolinecolor: "#888", zerolinewidth: 1 },
       legend: { orientation: "h", y: -0.2 },
       margin: { t: 50, r: 20, b: 60, l: 60 },
       height: 400,
