@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
 import {
+  BatchNorm,
   buildArchitecture,
   buildModel,
   countTrainableParams,
@@ -208,4 +209,78 @@ test("a training step reaches every trainable weight through dropout and batch n
   assert.equal(Object.keys(grads).length, vars.length);
   tf.dispose([value, ...Object.values(grads), x, y]);
   model.dispose();
+});
+
+/** Per-channel mean and biased/unbiased variance of a channels-last array with `c` channels. */
+function channelStats(x: ArrayLike<number>, c: number): { mean: number[]; biased: number[]; unbiased: number[] } {
+  const n = x.length / c;
+  const mean = Array.from({ length: c }, (_, j) => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += x[i * c + j];
+    return s / n;
+  });
+  const squares = Array.from({ length: c }, (_, j) => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += (x[i * c + j] - mean[j]) ** 2;
+    return s;
+  });
+  return { mean, biased: squares.map((s) => s / n), unbiased: squares.map((s) => s / (n - 1)) };
+}
+
+test("BatchNorm: normalises with the biased batch variance, runs its variance on the unbiased one (PyTorch), else as tfjs", async () => {
+  // 2 images x 3 x 3 pixels = 18 values per channel, 4 channels, far from mean 0 and variance 1.
+  const x = tf.randomNormal([2, 3, 3, 4], 2, 3, "float32", 21);
+  const xs = await x.data();
+  const ours = new BatchNorm({ momentum: 0.9, epsilon: 1e-5, name: "ours" });
+  const stock = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
+  const yOurs = ours.apply(x, { training: true }) as tf.Tensor;
+  const yStock = stock.apply(x, { training: true }) as tf.Tensor;
+  assert.deepEqual(ours.weights.map((w) => w.originalName), ["ours/gamma", "ours/beta", "ours/moving_mean", "ours/moving_variance"]);
+
+  const { mean, biased, unbiased } = channelStats(xs, 4);
+  // The output: (x - mean) / sqrt(biased + eps), gamma 1 and beta 0; the same as tfjs's layer.
+  assertClose(await yOurs.data(), Array.from(xs, (v, i) => (v - mean[i % 4]) / Math.sqrt(biased[i % 4] + 1e-5)), 1e-4, "output");
+  assertClose(await yOurs.data(), await yStock.data(), 1e-6, "output against tfjs");
+  // Running statistics after one step from (0, 1): 0.9 * old + 0.1 * batch value.
+  const [, , movingMean, movingVariance] = await Promise.all(ours.getWeights().map((w) => w.data()));
+  assertClose(movingMean, mean.map((m) => 0.1 * m), 1e-5, "moving mean");
+  assertClose(movingVariance, unbiased.map((v) => 0.9 + 0.1 * v), 1e-5, "moving variance: unbiased, as PyTorch");
+  const stockVariance = await stock.getWeights()[3].data();
+  assertClose(stockVariance, biased.map((v) => 0.9 + 0.1 * v), 1e-5, "tfjs's layer runs the biased one");
+  // Inference uses the running statistics, as tfjs does.
+  assertClose(await (ours.apply(x) as tf.Tensor).data(), Array.from(xs, (v, i) => (v - movingMean[i % 4]) / Math.sqrt(movingVariance[i % 4] + 1e-5)), 1e-4, "inference");
+
+  // One value per channel has no variance to estimate: refused in training, as PyTorch does.
+  const single = new BatchNorm({ momentum: 0.9, epsilon: 1e-5, name: "single" });
+  assert.throws(() => single.apply(tf.ones([1, 3]), { training: true }), /single: .*more than one value per channel/);
+  tf.dispose([x, yOurs, yStock]);
+});
+
+test("every BN of every model (body, head, final_bn) runs the unbiased variance, and survives the model's JSON", async () => {
+  for (const arch of ["vgg19_bn", "resnet34"] as Arch[]) {
+    const model = buildModel({ arch, head: "fastai", finalBN: true, ...small, numClasses: 2, seed: 5 });
+    const bns = model.layers.filter((l) => l.getClassName().includes("BatchNorm"));
+    assert.ok(bns.every((l) => l instanceof BatchNorm), `${arch}: every BN layer is ours`);
+    assert.ok(["head/bn1", "head/bn2", FINAL_BN_LAYER].every((n) => bns.some((l) => l.name === n)), `${arch}: head and final BNs`);
+    // One training call of the whole model that also returns what went into each BN.
+    const probe = tf.model({ inputs: model.inputs, outputs: [...bns.map((l) => l.input as tf.SymbolicTensor), model.outputs[0]] });
+    const before = await Promise.all(bns.map((l) => l.getWeights()[3].data()));
+    const outs = probe.apply(images(2, 32, 7), { training: true }) as tf.Tensor[];
+    for (const [i, layer] of bns.entries()) {
+      const input = outs[i];
+      const { unbiased } = channelStats(await input.data(), input.shape.at(-1)!);
+      const m = (layer as BatchNorm).momentum;
+      const expected = unbiased.map((v, j) => m * before[i][j] + (1 - m) * v);
+      assertClose(await layer.getWeights()[3].data(), expected, 1e-4, `${arch} ${layer.name} moving variance`);
+    }
+    tf.dispose(outs);
+    // Checkpoints and notebooks may rebuild the model from its JSON: the layer and its settings come back.
+    const copy = await tf.models.modelFromJSON({ modelTopology: model.toJSON(null, false) as tf.io.ModelJSON["modelTopology"] });
+    const bn = copy.getLayer(FINAL_BN_LAYER);
+    assert.ok(bn instanceof BatchNorm);
+    assert.equal(bn.momentum, 0.99);
+    assert.equal(bn.epsilon, 1e-5);
+    copy.dispose();
+    model.dispose();
+  }
 });

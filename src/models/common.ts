@@ -1,5 +1,6 @@
 // Small building blocks shared by the VGG and ResNet bodies and the heads.
 import * as tf from "@tensorflow/tfjs";
+import { BatchNorm } from "./batchnorm.ts";
 
 export type Sym = tf.SymbolicTensor;
 
@@ -19,10 +20,10 @@ export function apply(layer: tf.layers.Layer, x: Sym | Sym[]): Sym {
 /**
  * BatchNormalization with PyTorch's defaults: eps 1e-5 and momentum 0.1, which is
  * Keras momentum 0.9 (Keras keeps `momentum` of the old running value, PyTorch mixes in
- * `momentum` of the new batch value).
+ * `momentum` of the new batch value), and PyTorch's unbiased running variance (batchnorm.ts).
  */
-export function batchNorm(name: string, opts: { momentum?: number } = {}): tf.layers.Layer {
-  return tf.layers.batchNormalization({ axis: -1, momentum: opts.momentum ?? 0.9, epsilon: 1e-5, name });
+export function batchNorm(name: string, opts: { momentum?: number } = {}): BatchNorm {
+  return new BatchNorm({ momentum: opts.momentum ?? 0.9, epsilon: 1e-5, name });
 }
 
 /**

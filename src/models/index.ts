@@ -3,12 +3,14 @@
 //
 //   input -> body/* (features) -> head/* -> head/logits -> [final_bn] -> softmax
 import * as tf from "@tensorflow/tfjs";
+import { BatchNorm } from "./batchnorm.ts";
 import { type Sym } from "./common.ts";
 import { classProbabilities, fastaiHead, FINAL_BN_LAYER, LOGITS_LAYER, resnetClassicHead, SOFTMAX_LAYER, vggClassicHead } from "./heads.ts";
 import { initWeights } from "./init.ts";
 import { resnet34Body } from "./resnet.ts";
 import { vggBody } from "./vgg.ts";
 
+export { BatchNorm } from "./batchnorm.ts";
 export { getDropoutStep, SeededDropout, setDropoutStep } from "./dropout.ts";
 export { FINAL_BN_LAYER, LOGITS_LAYER, SOFTMAX_LAYER } from "./heads.ts";
 export { RESNET34_STAGES } from "./resnet.ts";
@@ -147,6 +149,6 @@ export function countTrainableParams(model: tf.LayersModel): number {
 export function setBodyTrainable(model: tf.LayersModel, trainable: boolean): void {
   for (const layer of model.layers) {
     if (!layer.name.startsWith("body/")) continue;
-    layer.trainable = layer.getClassName() === "BatchNormalization" ? true : trainable;
+    layer.trainable = layer instanceof BatchNorm ? true : trainable;
   }
 }
