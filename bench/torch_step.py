@@ -44,15 +44,16 @@ class ConcatPool(nn.Module):
 def model(arch, final_bn, width):
     body, channels = vgg19_body(arch == "vgg19_bn", width)
     hidden = scaled(512, width)
+    # fastai's create_head: each Linear follows a BN and so has no bias (LinBnDrop).
     head = [
         ConcatPool(),
         nn.BatchNorm1d(2 * channels),
         nn.Dropout(0.25),
-        nn.Linear(2 * channels, hidden),
+        nn.Linear(2 * channels, hidden, bias=False),
         nn.ReLU(inplace=True),
         nn.BatchNorm1d(hidden),
         nn.Dropout(0.5),
-        nn.Linear(hidden, 2),
+        nn.Linear(hidden, 2, bias=False),
     ]
     if final_bn:
         head.append(nn.BatchNorm1d(2))

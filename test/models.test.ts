@@ -112,8 +112,9 @@ test("trainable parameter counts match torchvision (1000 classes, classic head, 
     model.dispose();
   }
   const fastai = buildArchitecture({ arch: "resnet34", head: "fastai", finalBN: true, numClasses: 2, inputSize: 224 });
-  // body (21,797,672 - fc 513,000) + BN(1024) + 1024*512+512 + BN(512) + 512*2+2 + final BN(2), trainable part.
-  assert.equal(countTrainableParams(fastai), 21_797_672 - 513_000 + 2048 + 524_800 + 1024 + 1026 + 4);
+  // body (21,797,672 - fc 513,000) + BN(1024) + 1024*512 + BN(512) + 512*2 + final BN(2), trainable part:
+  // the dense layers after a BN have no bias (fastai's LinBnDrop).
+  assert.equal(countTrainableParams(fastai), 21_797_672 - 513_000 + 2048 + 524_288 + 1024 + 1024 + 4);
   fastai.dispose();
 });
 
@@ -209,6 +210,20 @@ test("a training step reaches every trainable weight through dropout and batch n
   assert.equal(Object.keys(grads).length, vars.length);
   tf.dispose([value, ...Object.values(grads), x, y]);
   model.dispose();
+});
+
+test("fastai head as fastai builds it: no bias after a BN; classic heads keep theirs", async () => {
+  const model = buildModel({ arch: "vgg19_bn", head: "fastai", finalBN: true, ...small, seed: 4 });
+  const names = model.weights.map((w) => w.originalName);
+  for (const dense of ["head/fc1", "head/logits"]) {
+    assert.ok(names.includes(`${dense}/kernel`), dense);
+    assert.ok(!names.includes(`${dense}/bias`), `${dense} follows a BN: no bias`);
+  }
+  model.dispose();
+  const classic = buildArchitecture({ arch: "vgg19", head: "classic", finalBN: false, ...small });
+  const classicNames = classic.weights.map((w) => w.originalName);
+  for (const dense of ["head/fc1", "head/fc2", "head/logits"]) assert.ok(classicNames.includes(`${dense}/bias`), `classic ${dense} keeps its bias`);
+  classic.dispose();
 });
 
 /** Per-channel mean and biased/unbiased variance of a channels-last array with `c` channels. */

@@ -16,8 +16,9 @@ export interface HeadOptions {
   seed: number;
 }
 
-function dense(x: Sym, units: number, name: string, activation: "relu" | "linear" = "linear"): Sym {
-  return apply(tf.layers.dense({ units, activation, name, kernelInitializer: "zeros" }), x);
+function dense(x: Sym, units: number, name: string, opts: { activation?: "relu" | "linear"; bias?: boolean } = {}): Sym {
+  const layer = tf.layers.dense({ units, activation: opts.activation ?? "linear", useBias: opts.bias ?? true, name, kernelInitializer: "zeros" });
+  return apply(layer, x);
 }
 
 function dropout(x: Sym, rate: number, name: string, seed: number): Sym {
@@ -28,6 +29,8 @@ function dropout(x: Sym, rate: number, name: string, seed: number): Sym {
  * fastai's head (create_head): AdaptiveConcatPool2d (global max pool, then global average
  * pool, concatenated; already flat in NHWC), BN, dropout 0.25, dense 512 + ReLU, BN,
  * dropout 0.5, dense to the classes. The 512 hidden units scale with the width multiplier.
+ * Each dense layer follows a BN and so has no bias, as in fastai's LinBnDrop
+ * (Linear(bias=not bn)).
  */
 export function fastaiHead(features: Sym, opts: HeadOptions): Sym {
   const max = apply(tf.layers.globalMaxPooling2d({ name: "head/max_pool" }), features);
@@ -35,10 +38,10 @@ export function fastaiHead(features: Sym, opts: HeadOptions): Sym {
   let x = apply(tf.layers.concatenate({ axis: -1, name: "head/concat_pool" }), [max, avg]);
   x = apply(batchNorm("head/bn1"), x);
   x = dropout(x, 0.25, "head/dropout1", opts.seed);
-  x = dense(x, scaled(512, opts.width), "head/fc1", "relu");
+  x = dense(x, scaled(512, opts.width), "head/fc1", { activation: "relu", bias: false });
   x = apply(batchNorm("head/bn2"), x);
   x = dropout(x, 0.5, "head/dropout2", opts.seed);
-  return dense(x, opts.numClasses, LOGITS_LAYER);
+  return dense(x, opts.numClasses, LOGITS_LAYER, { bias: false });
 }
 
 /**
@@ -50,9 +53,9 @@ export function fastaiHead(features: Sym, opts: HeadOptions): Sym {
  */
 export function vggClassicHead(features: Sym, opts: HeadOptions): Sym {
   let x = apply(tf.layers.flatten({ name: "head/flatten" }), features);
-  x = dense(x, scaled(4096, opts.width), "head/fc1", "relu");
+  x = dense(x, scaled(4096, opts.width), "head/fc1", { activation: "relu" });
   x = dropout(x, 0.5, "head/dropout1", opts.seed);
-  x = dense(x, scaled(4096, opts.width), "head/fc2", "relu");
+  x = dense(x, scaled(4096, opts.width), "head/fc2", { activation: "relu" });
   x = dropout(x, 0.5, "head/dropout2", opts.seed);
   return dense(x, opts.numClasses, LOGITS_LAYER);
 }
