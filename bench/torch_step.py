@@ -41,17 +41,24 @@ class ConcatPool(nn.Module):
         return torch.cat([torch.amax(x, dim=(2, 3)), torch.mean(x, dim=(2, 3))], dim=1)
 
 
+def head_bn(features):
+    """fastai's BatchNorm(): shift 1e-3, scale 1."""
+    bn = nn.BatchNorm1d(features)
+    nn.init.constant_(bn.bias, 1e-3)
+    return bn
+
+
 def model(arch, final_bn, width):
     body, channels = vgg19_body(arch == "vgg19_bn", width)
     hidden = scaled(512, width)
     # fastai's create_head: each Linear follows a BN and so has no bias (LinBnDrop).
     head = [
         ConcatPool(),
-        nn.BatchNorm1d(2 * channels),
+        head_bn(2 * channels),
         nn.Dropout(0.25),
         nn.Linear(2 * channels, hidden, bias=False),
         nn.ReLU(inplace=True),
-        nn.BatchNorm1d(hidden),
+        head_bn(hidden),
         nn.Dropout(0.5),
         nn.Linear(hidden, 2, bias=False),
     ]

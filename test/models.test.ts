@@ -212,12 +212,21 @@ test("a training step reaches every trainable weight through dropout and batch n
   model.dispose();
 });
 
-test("fastai head as fastai builds it: no bias after a BN; classic heads keep theirs", async () => {
+test("fastai head as fastai builds it: no bias after a BN, head BNs start with shift 1e-3; classic heads, body and final_bn as before", async () => {
   const model = buildModel({ arch: "vgg19_bn", head: "fastai", finalBN: true, ...small, seed: 4 });
   const names = model.weights.map((w) => w.originalName);
   for (const dense of ["head/fc1", "head/logits"]) {
     assert.ok(names.includes(`${dense}/kernel`), dense);
     assert.ok(!names.includes(`${dense}/bias`), `${dense} follows a BN: no bias`);
+  }
+  const values = async (name: string) => Array.from(await model.weights.find((w) => w.originalName === name)!.read().data());
+  for (const bn of ["head/bn1", "head/bn2"]) {
+    assert.ok((await values(`${bn}/beta`)).every((v) => v === Math.fround(1e-3)), `${bn} beta 1e-3`);
+    assert.ok((await values(`${bn}/gamma`)).every((v) => v === 1), `${bn} gamma 1`);
+  }
+  for (const bn of ["body/bn1_1", "body/bn5_4", FINAL_BN_LAYER]) {
+    assert.ok((await values(`${bn}/beta`)).every((v) => v === 0), `${bn} beta 0`);
+    assert.ok((await values(`${bn}/gamma`)).every((v) => v === 1), `${bn} gamma 1`);
   }
   model.dispose();
   const classic = buildArchitecture({ arch: "vgg19", head: "classic", finalBN: false, ...small });

@@ -30,7 +30,7 @@ function dropout(x: Sym, rate: number, name: string, seed: number): Sym {
  * pool, concatenated; already flat in NHWC), BN, dropout 0.25, dense 512 + ReLU, BN,
  * dropout 0.5, dense to the classes. The 512 hidden units scale with the width multiplier.
  * Each dense layer follows a BN and so has no bias, as in fastai's LinBnDrop
- * (Linear(bias=not bn)).
+ * (Linear(bias=not bn)); the BNs start with shift 1e-3 (init.ts).
  */
 export function fastaiHead(features: Sym, opts: HeadOptions): Sym {
   const max = apply(tf.layers.globalMaxPooling2d({ name: "head/max_pool" }), features);

@@ -7,6 +7,7 @@
 // weight's name, so the values do not depend on the order in which layers are built.
 import * as tf from "@tensorflow/tfjs";
 import { makeRng, subSeed } from "../data/rng.ts";
+import { BatchNorm } from "./batchnorm.ts";
 
 export type InitRule = { dist: "normal"; std: number } | { dist: "uniform"; limit: number };
 
@@ -47,7 +48,8 @@ export function fans(shape: number[]): { fanIn: number; fanOut: number } {
 }
 
 /**
- * The rule for one layer's kernel (biases stay 0; BatchNorm starts at gamma 1, beta 0):
+ * The rule for one layer's kernel (biases stay 0; BatchNorm starts at gamma 1, beta 0, except as
+ * in shiftInit below):
  * - every conv: kaiming_normal_(mode="fan_out", relu), std sqrt(2 / fan_out) (torchvision VGG and ResNet);
  * - dense layers of the fastai head: kaiming_normal_ (fan_in), std sqrt(2 / fan_in) (fastai's create_head);
  * - dense layers of VGG's classic head: normal(0, 0.01) (torchvision VGG);
@@ -63,10 +65,27 @@ export function kernelRule(layer: tf.layers.Layer, shape: number[], model: { arc
   return { dist: "normal", std: 0.01 };
 }
 
-/** Fill every kernel of `model` from `seed` by the rules above. */
+/**
+ * The starting shift (beta) of a BatchNorm layer where it is not 0: fastai's BatchNorm() fills
+ * bn.bias with 1e-3, and its head's BNs (head/bn1, head/bn2) are made by it. The body's BNs
+ * (torchvision's) and final_bn (the paper's, a Keras BatchNormalization) start at 0.
+ */
+export function shiftInit(layer: tf.layers.Layer, model: { head: string }): number | undefined {
+  if (model.head === "fastai" && layer instanceof BatchNorm && layer.name.startsWith("head/")) return 1e-3;
+  return undefined;
+}
+
+/** Fill every kernel of `model` from `seed`, and the head's BN shifts, by the rules above. */
 export function initWeights(model: tf.LayersModel, opts: { seed: number; arch: string; head: string }): void {
   for (const layer of model.layers) {
     for (const weight of layer.weights) {
+      const shift = weight.originalName.endsWith("/beta") ? shiftInit(layer, opts) : undefined;
+      if (shift !== undefined) {
+        const t = tf.fill(weight.shape as number[], shift);
+        weight.write(t);
+        t.dispose();
+        continue;
+      }
       if (!weight.originalName.endsWith("/kernel")) continue;
       const shape = weight.shape as number[];
       const rule = kernelRule(layer, shape, opts);
