@@ -1,8 +1,12 @@
 // The small pieces of training, checked against numbers worked out by hand.
 import { test } from "node:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import sharp from "sharp";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { minorityMetrics, crossEntropy, argmaxRows, meanStd } from "../src/train/metrics.ts";
+import { minorityMetrics, crossEntropy, crossEntropyFromLogits, argmaxRows, meanStd } from "../src/train/metrics.ts";
 import { oneCycle } from "../src/train/schedule.ts";
 import { AdamW } from "../src/train/adamw.ts";
 import { registerCpuAdamW, unregisterCpuAdamW } from "../src/backends/cpu-adamw.ts";
@@ -10,7 +14,10 @@ import { ADAMW_KERNEL } from "../src/backends/adamw-kernel.ts";
 import { fusedAgainstOps } from "./adamw-reference.ts";
 import { summarize, summaryTable, type VariantRun } from "../src/train/experiment.ts";
 import { pairedStats } from "../src/train/stats.ts";
-import type { EpochRecord } from "../src/train/learner.ts";
+import { evaluate, trainingLoss, trainStep, type EpochRecord } from "../src/train/learner.ts";
+import type { Batch } from "../src/data/images.ts";
+import { buildModel, FINAL_BN_LAYER, getDropoutStep, LOGITS_LAYER, setDropoutStep } from "../src/models/index.ts";
+import { classProbabilities } from "../src/models/heads.ts";
 import { resolveTrainConfig } from "../src/train/config.ts";
 
 test("minority metrics: the minority class (label 1) is the positive class", () => {
@@ -35,6 +42,132 @@ test("cross-entropy and arg-max of probability rows", () => {
   const ce = crossEntropy(probs, [0, 1, 1], 2);
   assert.ok(Math.abs(ce - -(Math.log(0.9) + Math.log(0.8) + Math.log(0.5)) / 3) < 1e-12);
   assert.deepEqual(meanStd([1, 2, 3]), { mean: 2, std: 1 });
+});
+
+/** Mean of -log softmax(z)[label] over rows, written out: log softmax = z - log(sum(exp(z))). */
+function handCrossEntropy(z: number[][], labels: number[]): number {
+  return z.reduce((sum, row, i) => sum - (row[labels[i]] - Math.log(row.reduce((s, v) => s + Math.exp(v), 0))), 0) / z.length;
+}
+
+test("cross-entropy from logits: by log-softmax, exact where the softmax rounds to 0 or 1", () => {
+  const z = [[2, -1], [0.5, 0.25], [-3, 1]];
+  assert.ok(Math.abs(crossEntropyFromLogits(z.flat(), [0, 1, 0], 2) - handCrossEntropy(z, [0, 1, 0])) < 1e-12);
+  // Confidently wrong by a margin of 40: the loss is 40, where a clip at 1e-7 stops at 16.1.
+  assert.ok(Math.abs(crossEntropyFromLogits([40, 0], [1], 2) - 40) < 1e-12);
+  // Large logits do not overflow exp().
+  assert.ok(Math.abs(crossEntropyFromLogits([1000, 999], [1], 2) - Math.log(1 + Math.E)) < 1e-12);
+});
+
+/** x -> dense (2 classes, the logits) -> [final_bn] -> softmax, with the names the learner relies on. */
+function tinyModel(kernel: number[][], bias: number[], finalBN: boolean): tf.LayersModel {
+  const input = tf.input({ shape: [kernel.length] });
+  const dense = tf.layers.dense({ units: 2, name: LOGITS_LAYER });
+  const logits = dense.apply(input) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: classProbabilities(logits, { finalBN }) });
+  dense.setWeights([tf.tensor2d(kernel), tf.tensor1d(bias)]);
+  return model;
+}
+
+test("training loss: log-softmax cross-entropy of the softmax input (after final_bn), no clip", async () => {
+  const x = [[1, 2], [-1, 0.5], [3, -2]];
+  const labels = [0, 1, 1];
+  const kernel = [[10, -5], [2, 8]];
+  const bias = [0.5, -0.5];
+  const logits = x.map((row) => [0, 1].map((c) => row[0] * kernel[0][c] + row[1] * kernel[1][c] + bias[c]));
+  const y = tf.oneHot(tf.tensor1d(labels, "int32"), 2);
+  // Without final BN the logits are the dense output; the third sample is wrong by a margin of 34,
+  // which a loss clipped at 1e-7 would count as 16.1.
+  const plain = tinyModel(kernel, bias, false);
+  const loss = await trainingLoss(plain, tf.tensor2d(x), y).data();
+  assert.ok(Math.abs(loss[0] - handCrossEntropy(logits, labels)) < 1e-4 * handCrossEntropy(logits, labels), `${loss[0]}`);
+  // With final BN in training mode the logits are normalised per class over the batch (biased variance).
+  const withBN = tinyModel(kernel, bias, true);
+  const normed = logits.map((row) =>
+    row.map((v, c) => {
+      const col = logits.map((r) => r[c]);
+      const mean = col.reduce((a, b) => a + b, 0) / col.length;
+      const variance = col.reduce((a, b) => a + (b - mean) ** 2, 0) / col.length;
+      return (v - mean) / Math.sqrt(variance + 1e-5);
+    }),
+  );
+  const lossBN = await trainingLoss(withBN, tf.tensor2d(x), y).data();
+  assert.ok(Math.abs(lossBN[0] - handCrossEntropy(normed, labels)) < 1e-5, `${lossBN[0]} vs ${handCrossEntropy(normed, labels)}`);
+  for (const m of [plain, withBN]) m.dispose();
+  y.dispose();
+});
+
+test("training loss: a very confident correct sample still has a gradient (a clip at 1 - 1e-7 gives it none)", async () => {
+  // Logits [30, 0] for class 0: softmax rounds to exactly 1 in float32.
+  const model = tinyModel([[30, 0]], [0, 0], false);
+  const x = tf.tensor2d([[1]]);
+  const y = tf.oneHot(tf.tensor1d([0], "int32"), 2);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const gradNorm = async (loss: () => tf.Scalar) => {
+    const { value, grads } = tf.variableGrads(loss, vars);
+    const norm = (await tf.addN(Object.values(grads).map((g) => tf.sum(tf.abs(g)))).data())[0];
+    tf.dispose([value, ...Object.values(grads)]);
+    return norm;
+  };
+  // The loss as the learner computed it before: -log(clip(softmax output, 1e-7, 1 - 1e-7)).
+  const clipped = () => tf.neg(tf.mean(tf.sum(tf.mul(y, tf.log(tf.clipByValue(model.apply(x) as tf.Tensor, 1e-7, 1 - 1e-7))), -1))) as tf.Scalar;
+  assert.equal(await gradNorm(clipped), 0, "the clip cuts the gradient");
+  const ours = await gradNorm(() => trainingLoss(model, x, y));
+  // d loss / d logit of the other class is softmax = e^-30 = 9.4e-14 (and the same on its kernel weight).
+  assert.ok(ours > 1e-14, `gradient ${ours}`);
+  model.dispose();
+  tf.dispose([x, y]);
+});
+
+test("a training step runs the model once: batch norm statistics and dropout counters advance as in one model.apply", async () => {
+  const config = { arch: "vgg19_bn" as const, head: "fastai" as const, finalBN: true, numClasses: 2, inputSize: 32, width: 1 / 16, seed: 6 };
+  const stepped = buildModel(config);
+  const applied = buildModel(config);
+  const shape: Batch["shape"] = [4, 32, 32, 3];
+  const pixels = await tf.randomNormal(shape, 0, 1, "float32", 8).data();
+  const batch: Batch = { x: Float32Array.from(pixels), shape, labels: Int32Array.from([0, 1, 0, 0]), paths: [] };
+  for (const m of [stepped, applied]) setDropoutStep(m, 17);
+  const optimizer = new AdamW(stepped.trainableWeights.map((w) => w.read() as tf.Variable), { weightDecay: 1e-2 });
+  const loss = trainStep(stepped, optimizer, batch, { lr: 1e-3, beta1: 0.9 });
+  assert.ok(Number.isFinite((await loss.data())[0]));
+  tf.dispose([loss, applied.apply(tf.tensor4d(batch.x, shape), { training: true }) as tf.Tensor]);
+  assert.equal(getDropoutStep(stepped), 18, "one dropout mask per layer");
+  assert.equal(getDropoutStep(applied), 18);
+  // Same running statistics: every BN saw the same batch once (the step's update comes after).
+  const running = (m: tf.LayersModel) => m.nonTrainableWeights.map((w) => w.read().dataSync());
+  const [a, b] = [running(stepped), running(applied)];
+  assert.equal(a.length, 2 * (16 + 2 + 1), "moving mean and variance of 16 body BNs, 2 head BNs and final_bn");
+  a.forEach((values, i) => assert.deepEqual(values, b[i], stepped.nonTrainableWeights[i].originalName));
+  optimizer.dispose();
+  for (const m of [stepped, applied]) m.dispose();
+});
+
+test("evaluate: the test loss comes from the logits too, the probabilities are the model's softmax", async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "finalbn-evaluate-"));
+  try {
+    const items = await Promise.all(
+      [0, 1, 1, 0, 1].map(async (label, i) => {
+        const file = path.join(dir, `${i}.png`);
+        const rgb = Buffer.from(Array.from({ length: 32 * 32 * 3 }, (_, k) => (k * (i + 3) * 7) % 256));
+        await sharp(rgb, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(file);
+        return { path: file, label };
+      }),
+    );
+    const model = buildModel({ arch: "vgg19", head: "fastai", finalBN: true, numClasses: 2, inputSize: 32, width: 1 / 16, seed: 2 });
+    // final_bn turned into constant logits [40, -40]: every image "healthy" with probability 1, and
+    // each diseased one wrong by a margin of 80, which a clip at 1e-7 would count as 16.1.
+    model.getLayer(FINAL_BN_LAYER).setWeights([tf.zeros([2]), tf.tensor1d([40, -40]), tf.zeros([2]), tf.ones([2])]);
+    const result = await evaluate(model, items, { size: 32, batchSize: 2, cacheDir: path.join(dir, "cache") });
+    assert.ok(Math.abs(result.loss - (3 / 5) * 80) < 1e-4, `test loss ${result.loss}`);
+    assert.deepEqual(Array.from(result.labels), [0, 1, 1, 0, 1]);
+    for (let i = 0; i < 5; i++) {
+      assert.equal(result.probs[2 * i], 1);
+      assert.ok(Math.abs(result.probs[2 * i + 1] / Math.exp(-80) - 1) < 1e-5, `softmax of [40, -40]: ${result.probs[2 * i + 1]}`);
+    }
+    assert.equal(result.metrics.recall, 0);
+    model.dispose();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("one-cycle: warms up from lr/25 to lr, then anneals towards lr/1e5; beta1 moves the other way", () => {

@@ -4,11 +4,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { imageBatches, type Batch, type ImageItem } from "../data/images.ts";
 import { makeRng, shuffled, subSeed } from "../data/rng.ts";
-import { buildModel, setBodyTrainable, loadTorchvisionWeights, setDropoutStep } from "../models/index.ts";
+import { buildModel, setBodyTrainable, loadTorchvisionWeights, logitsModel, setDropoutStep } from "../models/index.ts";
 import type { TrainConfig } from "./config.ts";
 import { AdamW } from "./adamw.ts";
 import { oneCycle } from "./schedule.ts";
-import { argmaxRows, crossEntropy, minorityMetrics, type Confusion } from "./metrics.ts";
+import { argmaxRows, crossEntropyFromLogits, minorityMetrics, type Confusion } from "./metrics.ts";
 import { loadRunData } from "./data.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { RunLog, type RunInfo } from "./run-log.ts";
@@ -167,7 +167,7 @@ export function trainStep(model: tf.LayersModel, optimizer: AdamW, b: Batch, hyp
   const { value, grads } = tf.tidy(() => {
     const x = tf.tensor4d(b.x, b.shape);
     const y = tf.oneHot(tf.tensor1d(b.labels, "int32"), NUM_CLASSES);
-    return tf.variableGrads(() => categoricalCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), active);
+    return tf.variableGrads(() => trainingLoss(model, x, y), active);
   });
   optimizer.apply(
     optimizer.params.map((p) => grads[p.name]),
@@ -177,8 +177,27 @@ export function trainStep(model: tf.LayersModel, optimizer: AdamW, b: Batch, hyp
   return value;
 }
 
-function categoricalCrossEntropy(yTrue: tf.Tensor, probs: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(yTrue, tf.log(tf.clipByValue(probs, 1e-7, 1 - 1e-7))), -1))) as tf.Scalar);
+/** logitsModel(model), built once per model: a view with no weights of its own, so nothing to dispose. */
+const logitViews = new WeakMap<tf.LayersModel, tf.LayersModel>();
+function logitsOf(model: tf.LayersModel): tf.LayersModel {
+  let view = logitViews.get(model);
+  if (!view) logitViews.set(model, (view = logitsModel(model)));
+  return view;
+}
+
+/**
+ * The training loss of one batch (one-hot `yTrue`): mean cross-entropy of the model's softmax,
+ * computed as PyTorch's cross_entropy does, by a log-softmax of what goes into the softmax (the
+ * logits, after final_bn where there is one). Taking the log of the softmax output instead needs
+ * a clip against log(0), and the clip gives a sample whose probability is past it no gradient at
+ * all. The model runs once, in training mode, through the same layers as model.apply(): batch
+ * norm uses and updates its batch statistics once, dropout draws one mask per layer.
+ */
+export function trainingLoss(model: tf.LayersModel, x: tf.Tensor, yTrue: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const logits = logitsOf(model).apply(x, { training: true }) as tf.Tensor;
+    return tf.neg(tf.mean(tf.sum(tf.mul(yTrue, tf.logSoftmax(logits)), -1))) as tf.Scalar;
+  });
 }
 
 export interface Evaluation {
@@ -192,18 +211,24 @@ export interface Evaluation {
 
 /** Predictions on a split in inference mode (batch norm uses its running statistics). */
 export async function evaluate(model: tf.LayersModel, items: ImageItem[], config: Pick<TrainConfig, "size" | "batchSize" | "cacheDir">): Promise<Evaluation> {
+  const logits = new Float32Array(items.length * NUM_CLASSES);
   const probs = new Float32Array(items.length * NUM_CLASSES);
   const labels = new Int32Array(items.length);
   const paths: string[] = [];
   let offset = 0;
   for await (const b of imageBatches(items, { size: config.size, batchSize: config.batchSize, cacheDir: config.cacheDir })) {
-    const out = tf.tidy(() => model.predict(tf.tensor4d(b.x, b.shape)) as tf.Tensor);
-    probs.set(await out.data(), offset * NUM_CLASSES);
-    out.dispose();
+    // The softmax input, and the softmax as the model's own layer computes it.
+    const z = tf.tidy(() => logitsOf(model).predict(tf.tensor4d(b.x, b.shape)) as tf.Tensor);
+    const p = tf.softmax(z);
+    logits.set(await z.data(), offset * NUM_CLASSES);
+    probs.set(await p.data(), offset * NUM_CLASSES);
+    tf.dispose([z, p]);
     labels.set(b.labels, offset);
     paths.push(...b.paths);
     offset += b.labels.length;
   }
   const predictions = argmaxRows(probs, NUM_CLASSES);
-  return { loss: crossEntropy(probs, labels, NUM_CLASSES), metrics: minorityMetrics(labels, predictions), probs, labels, paths };
+  // The test loss from the logits, like the training loss: no clip, so a confidently wrong
+  // prediction costs what it costs rather than at most -log(1e-7) = 16.1.
+  return { loss: crossEntropyFromLogits(logits, labels, NUM_CLASSES), metrics: minorityMetrics(labels, predictions), probs, labels, paths };
 }

@@ -48,6 +48,22 @@ export function crossEntropy(probs: ArrayLike<number>, labels: ArrayLike<number>
   return labels.length ? sum / labels.length : 0;
 }
 
+/**
+ * Mean cross-entropy of the softmax of [n, classes] logits against integer labels, by a stable
+ * log-softmax (log p = z - max - log(sum(exp(z - max)))): exact where probabilities round to 0 or 1.
+ */
+export function crossEntropyFromLogits(logits: ArrayLike<number>, labels: ArrayLike<number>, classes: number): number {
+  let sum = 0;
+  for (let i = 0; i < labels.length; i++) {
+    let max = -Infinity;
+    for (let c = 0; c < classes; c++) max = Math.max(max, logits[i * classes + c]);
+    let exps = 0;
+    for (let c = 0; c < classes; c++) exps += Math.exp(logits[i * classes + c] - max);
+    sum -= logits[i * classes + labels[i]] - max - Math.log(exps);
+  }
+  return labels.length ? sum / labels.length : 0;
+}
+
 export function meanStd(xs: readonly number[]): { mean: number; std: number } {
   const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const variance = xs.length > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1) : 0;
