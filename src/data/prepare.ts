@@ -60,6 +60,8 @@ export interface PrepareSplitOptions {
   manifestName?: string;
   /** Where the synthetic leaves are cached (see syntheticLeaves). */
   cacheDir?: string;
+  /** Lesion size of the synthetic leaves (see syntheticLeaves). */
+  lesionScale?: number;
   log?: (line: string) => void;
 }
 
@@ -80,7 +82,7 @@ export async function prepareSplit(o: PrepareSplitOptions): Promise<PreparedSpli
   const crop = o.crop || (synthetic ? "Synthetic" : "Pepper");
   // Enough synthetic leaves per class for either side of any ratio up to 50:50.
   const data = synthetic
-    ? await syntheticLeaves({ size: o.size, perClass: o.trainMajority + o.testPerClass, cacheDir: o.cacheDir, log: o.log })
+    ? await syntheticLeaves({ size: o.size, perClass: o.trainMajority + o.testPerClass, cacheDir: o.cacheDir, lesionScale: o.lesionScale, log: o.log })
     : path.resolve(o.data);
   const manifest = await buildManifest(await indexDataset(data), {
     crop,
