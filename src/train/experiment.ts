@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import { resolveTrainConfig, variantName, type TrainConfig } from "./config.ts";
 import { train, type EpochRecord, type TrainCallbacks } from "./learner.ts";
+import { trainInWorkers, type JobResult } from "./pool.ts";
 import { meanStd } from "./metrics.ts";
 import { writeFileAtomic } from "../data/files.ts";
 import type { RunInfo } from "./run-log.ts";
@@ -73,26 +74,48 @@ export function defaultOutDir(config: TrainConfig, runsDir = "runs"): string {
 
 export async function runExperiment(
   opts: ExperimentOptions,
-  io: { info: RunInfo; callbacksFor?: (label: string) => TrainCallbacks; log?: (line: string) => void },
+  io: {
+    info: RunInfo;
+    callbacksFor?: (label: string) => TrainCallbacks;
+    log?: (line: string) => void;
+    /** Train this many runs at once in child processes (pool.ts); default 1, in this process. */
+    workers?: number;
+  },
 ): Promise<ExperimentResult> {
   const log = io.log ?? console.log;
   if (!opts.seeds.length) throw new Error("at least one seed is needed");
   const { seeds, finalBN, outDir: givenOut, title, ...rest } = opts;
   const base = resolveTrainConfig({ ...rest, finalBN: true, seed: seeds[0] });
   const outDir = givenOut ?? defaultOutDir(base, base.runsDir);
-  const runs: VariantRun[] = [];
-  for (const withBN of finalBNVariants(finalBN)) {
-    for (const seed of seeds) {
+  // Seed-major order, so that on two workers both variants of a seed train side by side.
+  const planned = seeds.flatMap((seed) =>
+    finalBNVariants(finalBN).map((withBN) => {
       const config = resolveTrainConfig({ ...rest, finalBN: withBN, seed });
       const label = variantName(config);
-      const runDir = path.join(outDir, label);
-      log(`training ${label} -> ${runDir}`);
-      const result = await train(config, { runDir, info: io.info, callbacks: io.callbacksFor?.(label) });
-      if (result.resumedAfter) log(`  (resumed after epoch ${result.resumedAfter})`);
+      return { config, label, runDir: path.join(outDir, label) };
+    }),
+  );
+  const results: JobResult[] = [];
+  if ((io.workers ?? 1) > 1 && planned.length > 1) {
+    log(`training ${planned.length} runs on ${Math.min(io.workers!, planned.length)} worker processes -> ${outDir}`);
+    results.push(
+      ...(await trainInWorkers(
+        planned.map((p) => ({ config: p.config, runDir: p.runDir, info: io.info })),
+        { workers: io.workers!, callbacksFor: (i) => io.callbacksFor?.(planned[i].label) ?? {} },
+      )),
+    );
+  } else {
+    for (const p of planned) {
+      log(`training ${p.label} -> ${p.runDir}`);
+      const result = await train(p.config, { runDir: p.runDir, info: io.info, callbacks: io.callbacksFor?.(p.label) });
       result.model.dispose();
-      runs.push({ label, finalBN: withBN, seed, runDir, history: result.history });
+      results.push(result);
     }
   }
+  const runs: VariantRun[] = planned.map((p, i) => {
+    if (results[i].resumedAfter) log(`  ${p.label} resumed after epoch ${results[i].resumedAfter}`);
+    return { label: p.label, finalBN: p.config.finalBN, seed: p.config.seed, runDir: p.runDir, history: results[i].history };
+  });
   const summary = summarize(runs);
   const paired = pairedStats(runs);
   // JSON writes an interval that one seed cannot give as null.

@@ -29,6 +29,38 @@ export function terminalProgress(label: string, stream: NodeJS.WriteStream = pro
   };
 }
 
+/**
+ * Progress of runs that train at the same time (trainInWorkers): one terminal line shows every
+ * active run's epoch and batch side by side, and each finished epoch gets a line of its own.
+ * Returns a callbacksFor(label) to hand to runExperiment; with one run at a time it reads like
+ * terminalProgress.
+ */
+export function terminalProgressBoard(stream: NodeJS.WriteStream = process.stderr): (label: string) => TrainCallbacks {
+  const tty = Boolean(stream.isTTY);
+  const active = new Map<string, BatchProgress>();
+  const redraw = () => {
+    const runs = [...active];
+    const line = runs.length === 1 ? batchLine(...runs[0]) : runs.map((r) => shortBatchLine(...r)).join(" | ");
+    stream.write(`\r\x1b[K${line.slice(0, Math.max(20, (stream.columns ?? 120) - 1))}`);
+  };
+  return (label) => ({
+    onBatch: (p) => {
+      if (!tty) return;
+      active.set(label, p);
+      redraw();
+    },
+    onEpoch: (r) => {
+      stream.write(`${tty ? "\r\x1b[K" : ""}${epochLine(label, r)}\n`);
+      if (active.get(label)?.epochs === r.epoch) active.delete(label);
+      if (tty && active.size) redraw();
+    },
+  });
+}
+
+function shortBatchLine(label: string, p: BatchProgress): string {
+  return `${label} ${p.epoch}/${p.epochs}:${p.batch}/${p.batches} loss ${fmt(p.loss, 3)}`;
+}
+
 /** Callbacks that keep one notebook output up to date (tslab: pass newDisplay()). */
 export function displayProgress(label: string, display: { html(s: string): void }, opts: { everyBatches?: number } = {}): TrainCallbacks {
   const every = opts.everyBatches ?? 1;

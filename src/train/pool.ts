@@ -1,0 +1,84 @@
+// Several training runs at once, one child process per core: tfjs's cpu backend computes on one
+// thread, so the demo's four runs (two seeds, with and without the final BN) take half the time
+// on a 2-core laptop. Each child is a worker.ts process that keeps its backend between runs.
+// Runs are independent and seeded, so the results are those of the same runs one after another.
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { TrainConfig } from "./config.ts";
+import type { BatchProgress, EpochRecord, TrainCallbacks } from "./learner.ts";
+import type { RunInfo } from "./run-log.ts";
+
+export interface TrainJob {
+  config: TrainConfig;
+  runDir: string;
+  info: RunInfo;
+}
+
+export interface JobResult {
+  history: EpochRecord[];
+  resumedAfter?: number;
+}
+
+export type ToWorker = { type: "run"; id: number; job: TrainJob } | { type: "stop" };
+export type FromWorker =
+  | { type: "batch"; id: number; progress: BatchProgress }
+  | { type: "epoch"; id: number; record: EpochRecord }
+  | { type: "done"; id: number; history: EpochRecord[]; resumedAfter?: number }
+  | { type: "error"; id: number; message: string };
+
+const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
+
+/**
+ * Train `jobs` on `workers` child processes, handing each child the next job when it is free;
+ * results come back in the order of `jobs`. If a run fails, the others are stopped (their last
+ * checkpoints stay: the same call again resumes them) and the first error is thrown.
+ */
+export async function trainInWorkers(
+  jobs: readonly TrainJob[],
+  opts: { workers: number; callbacksFor?: (index: number) => TrainCallbacks; onStart?: (index: number) => void },
+): Promise<JobResult[]> {
+  const results: JobResult[] = new Array(jobs.length);
+  const children: ChildProcess[] = [];
+  let next = 0;
+  let failure: Error | undefined;
+
+  const runOn = (child: ChildProcess): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const take = () => {
+        if (failure || next >= jobs.length) return resolve();
+        const id = next++;
+        opts.onStart?.(id);
+        child.send({ type: "run", id, job: jobs[id] } satisfies ToWorker);
+      };
+      child.on("message", (m: FromWorker) => {
+        const callbacks = opts.callbacksFor?.(m.id);
+        if (m.type === "batch") callbacks?.onBatch?.(m.progress);
+        else if (m.type === "epoch") callbacks?.onEpoch?.(m.record);
+        else if (m.type === "done") {
+          results[m.id] = { history: m.history, resumedAfter: m.resumedAfter };
+          take();
+        } else {
+          failure ??= new Error(m.message);
+          reject(failure);
+        }
+      });
+      child.on("exit", (code, signal) => {
+        if (next > 0 && !failure && results.filter(Boolean).length < jobs.length && code !== 0)
+          reject((failure ??= new Error(`a training worker stopped (${signal ?? `exit code ${code}`}) before its run finished`)));
+      });
+      take();
+    });
+
+  try {
+    const count = Math.max(1, Math.min(opts.workers, jobs.length));
+    for (let i = 0; i < count; i++) {
+      // The child runs TypeScript the way this process does (tsx's loader flags in execArgv).
+      children.push(fork(WORKER, [], { execArgv: process.execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+    }
+    await Promise.all(children.map(runOn));
+  } finally {
+    for (const child of children) if (child.connected) child.send({ type: "stop" } satisfies ToWorker);
+    for (const child of children) if (child.exitCode === null && failure) child.kill();
+  }
+  return results;
+}

@@ -1,0 +1,73 @@
+// Runs trained side by side in worker processes (trainInWorkers, through runExperiment) give the
+// very runs that one process trains one after another, and a run that fails in a worker fails
+// the experiment with its own message.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { indexDataset } from "../src/data/index.ts";
+import { buildManifest } from "../src/data/split.ts";
+import { writeManifest } from "../src/data/manifest.ts";
+import { startBackend } from "../src/backends/index.ts";
+import { runExperiment, type ExperimentOptions } from "../src/train/experiment.ts";
+import type { EpochRecord, TrainCallbacks } from "../src/train/learner.ts";
+
+const SHARED = path.resolve(import.meta.dirname, "../../shared/data/plantvillage");
+const INFO = { backend: "cpu", device: "test", versions: {} };
+let dir = "";
+let manifest = "";
+
+before(async () => {
+  if (!existsSync(SHARED)) return;
+  await startBackend({ prefer: "cpu", log: () => {} });
+  dir = await mkdtemp(path.join(os.tmpdir(), "finalbn-pool-"));
+  manifest = path.join(dir, "pepper-tiny.json");
+  const m = await buildManifest(await indexDataset(SHARED), { crop: "Pepper", ratio: [9, 1], seed: 3, testPerClass: 8, trainMajority: 27 });
+  await writeManifest(manifest, m);
+});
+after(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const options = (outDir: string, over: Partial<ExperimentOptions> = {}): ExperimentOptions => ({
+  manifest,
+  data: SHARED,
+  arch: "vgg19_bn",
+  head: "fastai",
+  finalBN: "both",
+  seeds: [1, 2],
+  width: 1 / 16,
+  size: 32,
+  epochs: 2,
+  batchSize: 10,
+  lr: 3e-3,
+  cacheDir: path.join(dir, "cache"),
+  outDir: path.join(dir, outDir),
+  ...over,
+});
+const untimed = (h: EpochRecord[]) => h.map(({ seconds: _s, imagesPerSec: _i, ...rest }) => rest);
+
+test("two worker processes train the same runs as one process, with progress from every run", async (t) => {
+  if (!dir) return t.skip(`shared data not found at ${SHARED}`);
+  const epochs: string[] = [];
+  const callbacksFor = (label: string): TrainCallbacks => ({ onEpoch: (r) => epochs.push(`${label}:${r.epoch}`) });
+  const one = await runExperiment(options("one"), { info: INFO, log: () => {} });
+  const two = await runExperiment(options("two"), { info: INFO, log: () => {}, workers: 2, callbacksFor });
+  assert.deepEqual(
+    two.runs.map((r) => r.label),
+    one.runs.map((r) => r.label),
+  );
+  assert.equal(two.runs.length, 4);
+  for (let i = 0; i < 4; i++) assert.deepEqual(untimed(two.runs[i].history), untimed(one.runs[i].history), two.runs[i].label);
+  assert.deepEqual(two.paired.pairs, one.paired.pairs);
+  assert.equal(epochs.length, 8, "every epoch of the four runs reported back from the workers");
+  assert.deepEqual(new Set(epochs.map((e) => e.split(":")[0])), new Set(one.runs.map((r) => r.label)));
+});
+
+test("a run that fails in a worker fails the experiment with its own message", async (t) => {
+  if (!dir) return t.skip(`shared data not found at ${SHARED}`);
+  const empty = await mkdtemp(path.join(dir, "no-images-"));
+  await assert.rejects(runExperiment(options("fails", { data: empty }), { info: INFO, log: () => {}, workers: 2 }), /missing under/);
+});
