@@ -15,7 +15,8 @@ import { promisify } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../src/data/rng.ts";
 import { downloadWeights } from "../src/models/download.ts";
-import { buildModel, loadTorchvisionWeights } from "../src/models/index.ts";
+import { buildModel, loadTorchvisionWeights, torchvisionBodyTensors } from "../src/models/index.ts";
+import { hwioToOihw, oihwToHwio } from "../src/models/torchvision.ts";
 import { f16ToNumber, numberToBF16, numberToF16, parseSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from "../src/models/safetensors.ts";
 
 // ---------- the file format ----------
@@ -302,6 +303,27 @@ async function serve(body: Uint8Array): Promise<{ url: string; close: () => Prom
   const { port } = server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
+
+test("a body saved in torchvision's layout loads back into another model unchanged (vgg19_bn and resnet34)", async () => {
+  const kernel = Float32Array.from({ length: 3 * 3 * 4 * 5 }, (_, i) => i);
+  assert.deepEqual(Array.from(oihwToHwio(hwioToOihw(kernel, [3, 3, 4, 5]), [5, 4, 3, 3])), Array.from(kernel), "the layouts invert each other");
+  for (const arch of ["vgg19_bn", "resnet34"] as const) {
+    const config = { arch, head: "fastai" as const, finalBN: true, numClasses: 2, inputSize: 32, width: 1 / 16 };
+    const trained = buildModel({ ...config, seed: 1 });
+    // Running statistics are part of the body: give them values a fresh model does not have.
+    for (const w of trained.weights.filter((w) => /moving_(mean|variance)$/.test(w.originalName))) w.write(tf.fill(w.shape as number[], 0.5));
+    const tensors = torchvisionBodyTensors(trained);
+    assert.ok(!Object.keys(tensors).some((n) => n.startsWith("classifier") || n.startsWith("fc.")), "the body only");
+    const fresh = buildModel({ ...config, seed: 2 });
+    const report = await loadTorchvisionWeights(fresh, writeSafetensors(tensors), { arch });
+    const body = (m: tf.LayersModel) => m.weights.filter((w) => w.originalName.startsWith("body/"));
+    assert.equal(report.loaded.length, body(trained).length, `${arch}: every body weight loaded`);
+    assert.ok(report.missing.every((n) => !n.startsWith("body/")), `${arch}: the head keeps its own weights`);
+    body(trained).forEach((w, i) => assert.deepEqual(body(fresh)[i].read().dataSync(), w.read().dataSync(), w.originalName));
+    trained.dispose();
+    fresh.dispose();
+  }
+});
 
 test("weights:fetch downloads, checks the SHA-256, renames into place, and leaves nothing behind on failure", async () => {
   const body = writeSafetensors({ "fc.weight": { shape: [2, 3], data: [1, 2, 3, 4, 5, 6] } });

@@ -14,7 +14,7 @@ export { BatchNorm } from "./batchnorm.ts";
 export { getDropoutStep, SeededDropout, setDropoutStep } from "./dropout.ts";
 export { FINAL_BN_LAYER, LOGITS_LAYER, SOFTMAX_LAYER } from "./heads.ts";
 export { RESNET34_STAGES } from "./resnet.ts";
-export { loadTorchvisionWeights, type LoadReport, type TorchvisionArch } from "./torchvision.ts";
+export { loadTorchvisionWeights, torchvisionBodyTensors, type LoadReport, type TorchvisionArch } from "./torchvision.ts";
 export { VGG19_STAGES } from "./vgg.ts";
 
 export type Arch = "vgg19" | "vgg19_bn" | "resnet34";

@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { LOGITS_LAYER } from "./heads.ts";
 import { torchvisionResnetName } from "./resnet.ts";
-import { parseSafetensors, readSafetensors, toFloat32, type SafeTensor, type SafeTensors } from "./safetensors.ts";
+import { parseSafetensors, readSafetensors, toFloat32, type SafeTensor, type SafeTensors, type TensorToWrite } from "./safetensors.ts";
 import { torchvisionFeatureIndex } from "./vgg.ts";
 
 export type TorchvisionArch = "vgg19" | "vgg19_bn" | "resnet34";
@@ -114,6 +114,33 @@ function transposeEachRow(src: Float32Array, rows: number, a: number, b: number)
 /** Conv kernel [O, I, KH, KW] -> [KH, KW, I, O]: per output [I, KH*KW] -> [KH*KW, I], then [O, rest] -> [rest, O]. */
 export function oihwToHwio(src: Float32Array, [o, i, kh, kw]: number[]): Float32Array {
   return transpose2d(transposeEachRow(src, o, i, kh * kw), o, kh * kw * i);
+}
+
+/** Conv kernel [KH, KW, I, O] -> [O, I, KH, KW], the inverse of oihwToHwio. */
+export function hwioToOihw(src: Float32Array, [kh, kw, i, o]: number[]): Float32Array {
+  return transposeEachRow(transpose2d(src, kh * kw * i, o), o, kh * kw, i);
+}
+
+/**
+ * The body's weights (every "body/" layer: convolutions and batch norms with their running
+ * statistics) under torchvision's names and in PyTorch's layout, for writeSafetensors: a body
+ * trained here loads back through loadTorchvisionWeights (TrainConfig.pretrained), and into PyTorch.
+ */
+export function torchvisionBodyTensors(model: tf.LayersModel): Record<string, TensorToWrite> {
+  const arch = archOf(model);
+  const out: Record<string, TensorToWrite> = {};
+  for (const layer of model.layers) {
+    const module = layer.name.startsWith("body/") ? torchvisionModuleName(layer.name, arch) : undefined;
+    if (!module) continue;
+    for (const weight of layer.weights) {
+      const slot = weight.originalName.slice(layer.name.length + 1);
+      const shape = weight.shape as number[];
+      const values = weight.read().dataSync() as Float32Array;
+      const isConv = layer.getClassName() === "Conv2D" && shape.length === 4;
+      out[`${module}.${TORCH_PARAM[slot]}`] = { shape: torchShape(layer.getClassName(), shape), data: isConv ? hwioToOihw(values, shape) : values };
+    }
+  }
+  return out;
 }
 
 /**
