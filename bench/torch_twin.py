@@ -66,7 +66,8 @@ def build(width, final_bn, head_bias=False, head_bn_shift=1e-3, body_bn=True):
 
 def one_cycle(step, max_lr, total, pct_start=0.25, div=25, div_final=1e5, moms=(0.95, 0.85, 0.95)):
     cos = lambda a, b, p: b + (a - b) / 2 * (1 + math.cos(math.pi * p))
-    warm = max(1, round(total * pct_start))
+    # Math.round as schedule.ts does: half up (Python's round() takes half to even, 46.5 -> 46)
+    warm = max(1, math.floor(total * pct_start + 0.5))
     if step < warm:
         p = step / warm
         return cos(max_lr / div, max_lr, p), cos(moms[0], moms[1], p)
