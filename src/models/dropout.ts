@@ -15,6 +15,20 @@ export interface SeededDropoutArgs {
   name?: string;
 }
 
+/**
+ * Which units a SeededDropout layer (seed, rate) keeps at training call `step`, for an input of
+ * `size` values in row-major order: 1 for kept (probability 1 - rate), 0 for dropped. The layer
+ * scales the kept units by 1/(1 - rate) (inverted dropout, as PyTorch and Keras do), so the
+ * expected activation is unchanged. Exported so a replay elsewhere (bench/torch_twin.py
+ * --steps-from) can drop the same units and apply its own scaling.
+ */
+export function dropoutKeep(o: { seed: number; rate: number; step: number; size: number }): Uint8Array {
+  const rng = makeRng(subSeed(o.seed, `step ${o.step}`));
+  const keep = new Uint8Array(o.size);
+  for (let i = 0; i < keep.length; i++) keep[i] = rng() >= o.rate ? 1 : 0;
+  return keep;
+}
+
 export class SeededDropout extends tf.layers.Layer {
   static className = "SeededDropout";
   readonly rate: number;
@@ -32,13 +46,16 @@ export class SeededDropout extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: { [key: string]: any }): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     if (!kwargs["training"] || this.rate === 0) return x; // inference: identity
-    const rng = makeRng(subSeed(this.seed, `step ${this.step}`));
+    const keep = this.keepAt(this.step, x.size);
     this.step += 1;
-    // Keep a unit with probability 1 - rate and scale the kept ones by 1/(1 - rate), so the
-    // expected activation is unchanged (inverted dropout, as in PyTorch and Keras).
-    const scale = new Float32Array(x.size);
-    for (let i = 0; i < scale.length; i++) scale[i] = rng() >= this.rate ? 1 / (1 - this.rate) : 0;
+    const scale = new Float32Array(keep.length);
+    for (let i = 0; i < keep.length; i++) scale[i] = keep[i] / (1 - this.rate);
     return tf.tidy(() => x.mul(tf.tensor(scale, x.shape)));
+  }
+
+  /** Which of an input's `size` values this layer keeps (1) or drops (0) at training call `step`. */
+  keepAt(step: number, size: number): Uint8Array {
+    return dropoutKeep({ seed: this.seed, rate: this.rate, step, size });
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -11,7 +11,7 @@ import { resnet34Body } from "./resnet.ts";
 import { vggBody } from "./vgg.ts";
 
 export { BatchNorm } from "./batchnorm.ts";
-export { getDropoutStep, SeededDropout, setDropoutStep } from "./dropout.ts";
+export { dropoutKeep, getDropoutStep, SeededDropout, setDropoutStep } from "./dropout.ts";
 export { FINAL_BN_LAYER, LOGITS_LAYER, SOFTMAX_LAYER } from "./heads.ts";
 export { RESNET34_STAGES } from "./resnet.ts";
 export { loadTorchvisionWeights, torchvisionBodyTensors, type LoadReport, type TorchvisionArch } from "./torchvision.ts";
