@@ -10,6 +10,11 @@ the quick way to screen a recipe before confirming it with `npm run experiment`.
     /usr/bin/python3 bench/torch_twin.py --pixels /tmp/px/synth32-s1 --seeds 1,2,3 --epochs 15 --lr 1e-3
 
 Prints one JSON line per (variant, seed, epoch) and a summary line per seed.
+
+    /usr/bin/python3 bench/torch_twin.py --steps-from steps.safetensors
+
+replays finalbn's first training steps on the same initial weights, batches and dropout masks
+(test/torch-twin-steps.test.ts writes the file and checks that both frameworks agree).
 """
 import argparse
 import json
@@ -93,6 +98,26 @@ def loss_fn(out, y, kind):
     return F.cross_entropy(out, y)
 
 
+def make_optimizer(net, lr, wd):
+    """AdamW as finalbn's (src/train/adamw.ts): fastai's beta2 0.99 and eps 1e-5, decay on rank>1 tensors only."""
+    decay = [p for p in net.parameters() if p.dim() > 1]
+    rest = [p for p in net.parameters() if p.dim() <= 1]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}],
+        lr=lr, betas=(0.95, 0.99), eps=1e-5)
+
+
+def train_step(net, opt, x, y, lr, beta1, loss_kind="logsoftmax"):
+    """One step at this step's one-cycle lr and beta1; returns the batch's mean loss."""
+    for g in opt.param_groups:
+        g["lr"], g["betas"] = lr, (beta1, 0.99)
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(net(x), y, loss_kind)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def f1_of(pred, y):
     tp = int(((pred == 1) & (y == 1)).sum())
     fp = int(((pred == 1) & (y == 0)).sum())
@@ -106,11 +131,7 @@ def run(a, data, final_bn, seed):
     xtr, ytr, xte, yte = data
     torch.manual_seed(seed)
     net = build(a.width, final_bn, head_bias=a.head_bias, head_bn_shift=a.head_bn_shift)
-    decay = [p for p in net.parameters() if p.dim() > 1]
-    rest = [p for p in net.parameters() if p.dim() <= 1]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": a.wd}, {"params": rest, "weight_decay": 0.0}],
-        lr=a.lr, betas=(0.95, 0.99), eps=1e-5)
+    opt = make_optimizer(net, a.lr, a.wd)
     steps = len(xtr) // a.batch
     total = steps * a.epochs
     gen = torch.Generator().manual_seed(seed)
@@ -126,13 +147,7 @@ def run(a, data, final_bn, seed):
             f = flips[b * a.batch:(b + 1) * a.batch]
             x = torch.where(f[:, None, None, None], x.flip(3), x)
             lr, beta1 = one_cycle((epoch - 1) * steps + b, a.lr, total, pct_start=a.pct_start)
-            for g in opt.param_groups:
-                g["lr"], g["betas"] = lr, (beta1, 0.99)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x), ytr[idx], a.loss)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item()
+            loss_sum += train_step(net, opt, x, ytr[idx], lr, beta1, a.loss)
         net.eval()
         with torch.no_grad():
             out = torch.cat([net(xte[i:i + 256]) for i in range(0, len(xte), 256)])
@@ -146,9 +161,130 @@ def run(a, data, final_bn, seed):
     return history
 
 
+# ---- replaying finalbn's steps (test/torch-twin-steps.test.ts) ---------------------------------
+
+SAFETENSORS_DTYPES = {"F32": np.float32, "I64": np.int64}
+
+
+def read_safetensors(path):
+    """(tensors by name as numpy arrays, metadata): the format src/models/safetensors.ts writes."""
+    raw = open(path, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    base = 8 + n
+    tensors = {}
+    for name, t in header.items():
+        start, end = t["data_offsets"]
+        tensors[name] = np.frombuffer(raw[base + start:base + end], dtype=SAFETENSORS_DTYPES[t["dtype"]]).reshape(t["shape"])
+    return tensors, meta
+
+
+def load_finalbn_weights(net, weights, names):
+    """Copy finalbn's weights (tfjs names and layouts, model.weights' names) into build()'s net.
+
+    finalbn's weight-carrying layers come in the same order as the net's Conv2d, BatchNorm and
+    Linear modules (body convs and BNs, head/bn1, head/fc1, head/bn2, head/logits, final_bn); each
+    pair is checked for kind and shape. Layouts: conv kernel HWIO -> OIHW, dense kernel [in, out]
+    -> [out, in]; BN gamma, beta, moving mean and variance -> weight, bias, running mean and var.
+    """
+    by_layer = {}  # layer name -> {weight kind: array}, layers in the order they first appear
+    for name in names:  # tfjs lists every trainable weight first, then BNs' moving mean and variance
+        layer, kind = name.rsplit("/", 1)
+        by_layer.setdefault(layer, {})[kind] = weights[name]
+    layers = list(by_layer.items())
+    modules = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d))]
+    if len(layers) != len(modules):
+        raise ValueError(f"finalbn has {len(layers)} layers with weights, the twin {len(modules)} "
+                         f"({[l for l, _ in layers]} against {[type(m).__name__ for m in modules]})")
+
+    def put(dst, src, what):
+        src = torch.from_numpy(np.array(src))  # a writable copy
+        if tuple(dst.shape) != tuple(src.shape):
+            raise ValueError(f"{what}: finalbn's shape {tuple(src.shape)} does not fit the twin's {tuple(dst.shape)}")
+        with torch.no_grad():
+            dst.copy_(src)
+
+    for (layer, w), m in zip(layers, modules):
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if set(w) != {"gamma", "beta", "moving_mean", "moving_variance"}:
+                raise ValueError(f"{layer} ({sorted(w)}) is not a batch norm, the twin has {type(m).__name__} there")
+            put(m.weight, w["gamma"], layer)
+            put(m.bias, w["beta"], layer)
+            put(m.running_mean, w["moving_mean"], layer)
+            put(m.running_var, w["moving_variance"], layer)
+            continue
+        kernel = w.get("kernel")
+        rank = 4 if isinstance(m, nn.Conv2d) else 2
+        if kernel is None or kernel.ndim != rank or set(w) - {"kernel", "bias"}:
+            raise ValueError(f"{layer} ({sorted(w)}) does not fit the twin's {type(m).__name__}")
+        put(m.weight, kernel.transpose(3, 2, 0, 1) if rank == 4 else kernel.T, layer)
+        if ("bias" in w) != (m.bias is not None):
+            raise ValueError(f"{layer}: bias in finalbn {'bias' in w}, in the twin {m.bias is not None}")
+        if m.bias is not None:
+            put(m.bias, w["bias"], layer)
+
+
+class ReplayDropout(nn.Module):
+    """Dropout that drops the units finalbn's SeededDropout dropped (src/models/dropout.ts
+    dropoutKeep: 1 kept, 0 dropped) instead of drawing its own, and scales the kept ones by
+    1/(1 - p) as torch's own dropout does."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+        self.keep = None
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        if self.keep is None or tuple(self.keep.shape) != tuple(x.shape):
+            raise ValueError(f"no dropout keep mask of shape {tuple(x.shape)} for this step")
+        return x * (self.keep * (1 / (1 - self.p)))
+
+
+def replay_steps(path, dtype=torch.float32):
+    """finalbn's first steps, replayed: its initial weights, batches, dropped units and per-step lr
+    and beta1 (one safetensors file); returns each step's loss, every BN's running statistics (in
+    the net's order, final_bn last) and one_cycle()'s lr and beta1 over the schedule the file names.
+    dtype float64 gives a reference free of float32 rounding, to tell rounding from a discrepancy."""
+    t, meta = read_safetensors(path)
+    steps = json.loads(meta["steps"])
+    net = build(float(meta["width"]), meta["finalBN"] == "true")
+    load_finalbn_weights(net, {k[2:]: v for k, v in t.items() if k.startswith("w/")}, json.loads(meta["weights"]))
+    rates = json.loads(meta["dropoutRates"])
+    drops = []
+    for i, m in enumerate(net):  # build()'s nn.Dropout layers drop finalbn's units instead
+        if isinstance(m, nn.Dropout):
+            net[i] = ReplayDropout(m.p)
+            drops.append(net[i])
+    if [d.p for d in drops] != rates:
+        raise ValueError(f"dropout rates: finalbn {rates}, the twin {[d.p for d in drops]}")
+    net.to(dtype)
+    opt = make_optimizer(net, steps[0]["lr"], float(meta["weightDecay"]))
+    net.train()
+    losses = []
+    for i, s in enumerate(steps):
+        x = torch.from_numpy(t[f"x/{i}"].copy()).to(dtype).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
+        y = torch.from_numpy(t[f"y/{i}"].copy())
+        for j, d in enumerate(drops):
+            d.keep = torch.from_numpy(t[f"keep/{i}/{j}"].copy()).to(dtype)
+        losses.append(train_step(net, opt, x, y, s["lr"], s["beta1"]))
+    bns = [m for m in net.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    schedule = json.loads(meta["schedule"])
+    cycle = [one_cycle(s, schedule["maxLr"], schedule["totalSteps"]) for s in range(schedule["totalSteps"])]
+    return {"torch": torch.__version__, "dtype": str(dtype).replace("torch.", ""), "losses": losses,
+            "runningMean": [m.running_mean.tolist() for m in bns], "runningVar": [m.running_var.tolist() for m in bns],
+            "oneCycle": cycle}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pixels", required=True, help="prefix written by bench/dump-pixels.ts")
+    p.add_argument("--pixels", help="prefix written by bench/dump-pixels.ts")
+    p.add_argument("--steps-from", nargs="+", metavar="FILE",
+                   help="replay finalbn's first steps instead (files written by test/torch-twin-steps.test.ts): "
+                        "one JSON line per file with the losses and the BNs' running statistics")
+    p.add_argument("--double", action="store_true", help="with --steps-from: replay in float64, a reference free of float32 rounding")
     p.add_argument("--seeds", default="1")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -163,6 +299,12 @@ def main():
     p.add_argument("--verbose", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.steps_from:
+        for path in a.steps_from:
+            print(json.dumps(replay_steps(path, torch.float64 if a.double else torch.float32)), flush=True)
+        return
+    if not a.pixels:
+        p.error("one of --pixels or --steps-from is required")
     data = load_pixels(a.pixels)
     for seed in [int(s) for s in a.seeds.split(",")]:
         finals = {}
