@@ -23,6 +23,8 @@ const { values: f } = parseArgs({
     "split-seed": { type: "string", default: "1" },
     "lesion-scale": { type: "string", default: "2" },
     crop: { type: "string", default: "" },
+    "leaf-seed": { type: "string", default: "1" },
+    ratio: { type: "string", default: "99:1" },
   },
 });
 if (!f.out) throw new Error("--out FILE is required");
@@ -34,6 +36,8 @@ if (!manifest) {
     data,
     crop: f.crop,
     lesionScale: Number(f["lesion-scale"]),
+    leafSeed: Number(f["leaf-seed"]),
+    ratio: f.ratio!.split(":").map(Number) as [number, number],
     seed: Number(f["split-seed"]),
     trainMajority: Number(f["train-majority"]),
     testPerClass: Number(f["test-per-class"]),

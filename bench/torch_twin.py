@@ -127,10 +127,32 @@ def f1_of(pred, y):
     return (2 * prec * rec / (prec + rec) if prec + rec else 0.0), prec, rec
 
 
-def run(a, data, final_bn, seed):
+def body_len(net):
+    return next(i for i, m in enumerate(net) if isinstance(m, ConcatPool))
+
+
+def pretrained_body(a):
+    """A body trained on another data set (e.g. balanced leaves drawn from another seed), once."""
+    import argparse as _ap, os
+    key = f"/tmp/twin-body-{os.path.basename(a.pretrain)}-{a.pretrain_epochs}-{a.pretrain_lr}-{a.width}.pt"
+    if os.path.exists(key):
+        return torch.load(key)
+    pre = _ap.Namespace(**{**vars(a), "epochs": a.pretrain_epochs, "lr": a.pretrain_lr, "pretrain": None, "verbose": True})
+    net = {}
+    run(pre, load_pixels(a.pretrain), False, 0, keep=net)
+    state = {k: v for k, v in net["net"][: body_len(net["net"])].state_dict().items()}
+    torch.save(state, key)
+    return state
+
+
+def run(a, data, final_bn, seed, keep=None):
     xtr, ytr, xte, yte = data
     torch.manual_seed(seed)
     net = build(a.width, final_bn, head_bias=a.head_bias, head_bn_shift=a.head_bn_shift)
+    if getattr(a, "pretrain", None):
+        net[: body_len(net)].load_state_dict(pretrained_body(a))
+    if keep is not None:
+        keep["net"] = net
     opt = make_optimizer(net, a.lr, a.wd)
     steps = len(xtr) // a.batch
     total = steps * a.epochs
@@ -140,12 +162,16 @@ def run(a, data, final_bn, seed):
         net.train()
         order = torch.randperm(len(xtr), generator=gen)[: steps * a.batch]
         flips = torch.rand(len(order), generator=gen) < 0.5
+        rots = torch.randint(0, 4, (len(order),), generator=gen)
         loss_sum, t0 = 0.0, time.time()
         for b in range(steps):
             idx = order[b * a.batch:(b + 1) * a.batch]
             x = xtr[idx]
             f = flips[b * a.batch:(b + 1) * a.batch]
             x = torch.where(f[:, None, None, None], x.flip(3), x)
+            if a.aug == "dihedral":  # also a random quarter turn: the 8 symmetries of the square
+                k = rots[b * a.batch:(b + 1) * a.batch]
+                x = torch.stack([torch.rot90(xi, int(ki), dims=(1, 2)) for xi, ki in zip(x, k)])
             lr, beta1 = one_cycle((epoch - 1) * steps + b, a.lr, total, pct_start=a.pct_start)
             loss_sum += train_step(net, opt, x, ytr[idx], lr, beta1, a.loss)
         net.eval()
@@ -295,6 +321,10 @@ def main():
     p.add_argument("--loss", choices=["clip", "logsoftmax"], default="logsoftmax")
     p.add_argument("--head-bias", action="store_true", help="biases on the head's dense layers (finalbn before fastai's LinBnDrop)")
     p.add_argument("--head-bn-shift", type=float, default=1e-3)
+    p.add_argument("--pretrain", help="pixels prefix of a data set to train the body on first")
+    p.add_argument("--pretrain-epochs", type=int, default=5)
+    p.add_argument("--pretrain-lr", type=float, default=1e-3)
+    p.add_argument("--aug", choices=["flip", "dihedral"], default="flip")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--verbose", action="store_true")
     a = p.parse_args()

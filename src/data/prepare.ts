@@ -62,6 +62,8 @@ export interface PrepareSplitOptions {
   cacheDir?: string;
   /** Lesion size of the synthetic leaves (see syntheticLeaves). */
   lesionScale?: number;
+  /** Seed the synthetic leaves are drawn from (default 1); another seed gives other leaves. */
+  leafSeed?: number;
   log?: (line: string) => void;
 }
 
@@ -82,7 +84,7 @@ export async function prepareSplit(o: PrepareSplitOptions): Promise<PreparedSpli
   const crop = o.crop || (synthetic ? "Synthetic" : "Pepper");
   // Enough synthetic leaves per class for either side of any ratio up to 50:50.
   const data = synthetic
-    ? await syntheticLeaves({ size: o.size, perClass: o.trainMajority + o.testPerClass, cacheDir: o.cacheDir, lesionScale: o.lesionScale, log: o.log })
+    ? await syntheticLeaves({ size: o.size, perClass: o.trainMajority + o.testPerClass, cacheDir: o.cacheDir, lesionScale: o.lesionScale, seed: o.leafSeed, log: o.log })
     : path.resolve(o.data);
   const manifest = await buildManifest(await indexDataset(data), {
     crop,
