@@ -12,7 +12,8 @@ import { buildManifest } from "../src/data/split.ts";
 import { writeManifest } from "../src/data/manifest.ts";
 import { startBackend } from "../src/backends/index.ts";
 import { runExperiment, type ExperimentOptions } from "../src/train/experiment.ts";
-import type { EpochRecord, TrainCallbacks } from "../src/train/learner.ts";
+import type { BatchProgress, EpochRecord, TrainCallbacks } from "../src/train/learner.ts";
+import { terminalProgressBoard } from "../src/train/progress.ts";
 
 const SHARED = path.resolve(import.meta.dirname, "../../shared/data/plantvillage");
 const INFO = { backend: "cpu", device: "test", versions: {} };
@@ -70,4 +71,27 @@ test("a run that fails in a worker fails the experiment with its own message", a
   if (!dir) return t.skip(`shared data not found at ${SHARED}`);
   const empty = await mkdtemp(path.join(dir, "no-images-"));
   await assert.rejects(runExperiment(options("fails", { data: empty }), { info: INFO, log: () => {}, workers: 2 }), /missing under/);
+});
+
+test("the progress board shows concurrent runs on one terminal line, and only epoch lines in a log file", () => {
+  const written: string[] = [];
+  const stream = (isTTY: boolean) => ({ isTTY, columns: 200, write: (s: string) => written.push(s) }) as unknown as NodeJS.WriteStream;
+  const batch = (epoch: number, b: number): BatchProgress => ({ epoch, epochs: 2, batch: b, batches: 3, loss: 0.5, lr: 1e-3, imagesPerSec: 10 });
+  const epoch = { epoch: 2, trainLoss: 0.1, testLoss: 0.2, accuracy: 0.9, precision: 1, recall: 0.5, f1: 0.667, seconds: 1 } as EpochRecord;
+
+  const board = terminalProgressBoard(stream(true));
+  const [a, b] = [board("run-a"), board("run-b")];
+  a.onBatch!(batch(1, 1));
+  b.onBatch!(batch(2, 3));
+  assert.match(written.at(-1)!, /^\r\x1b\[Krun-a 1\/2:1\/3 loss 0\.500 \| run-b 2\/2:3\/3 loss 0\.500$/);
+  b.onEpoch!(epoch);
+  assert.match(written.at(-2)!, /run-b epoch 2: .*minority F1 0\.667/, "a finished epoch gets its own line");
+  assert.match(written.at(-1)!, /^\r\x1b\[Krun-a epoch 1\/2 batch 1\/3/, "run-b's last epoch is done: run-a alone, in full");
+
+  written.length = 0;
+  const log = terminalProgressBoard(stream(false))("run-c");
+  log.onBatch!(batch(1, 1));
+  log.onEpoch!(epoch);
+  assert.deepEqual(written.length, 1);
+  assert.match(written[0], /^run-c epoch 2: /);
 });

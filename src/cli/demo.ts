@@ -1,84 +1,112 @@
 // npm run demo: the paper's experiment end to end on the embedded synthetic leaves, at a scale a
 // 2-core laptop finishes in minutes: generate leaves, build a 99:1 split with a balanced test set,
-// train VGG19-BN with and without the final BN, print the F1 table and write the HTML report.
+// pretrain the body on other leaves, fine-tune VGG19-BN with and without the final BN for two
+// seeds (one worker process per core), print per-seed F1, the paired difference with its 95%
+// interval and the verdict, and write the HTML report.
+import path from "node:path";
 import { numberFlag, parseFlags, runCli } from "./args.ts";
 import { prepareSplit } from "../data/prepare.ts";
 import { runExperiment, summaryTable } from "../train/experiment.ts";
+import { defaultWorkers } from "../train/pool.ts";
+import { pretrainBody } from "../train/pretrain.ts";
+import { CLASSROOM } from "../train/presets.ts";
+import { terminalProgressBoard } from "../train/progress.ts";
 import { verdict } from "../train/stats.ts";
 import { writeExperimentReport } from "../viz/report.ts";
-import { terminalProgress } from "../train/progress.ts";
 import { startRun } from "./start-run.ts";
 
-/** The classroom scale, one place to change it. */
-export const DEMO = {
-  trainMajority: 990,
-  testPerClass: 100,
-  ratio: [99, 1] as [number, number],
-  size: 32,
-  width: 1 / 8,
-  epochs: 6,
-  batchSize: 32,
-  lr: 3e-3,
-  seeds: [1],
-};
-
+const C = CLASSROOM;
 const spec = {
   out: { type: "string", help: "output folder", default: "runs/demo" },
-  epochs: { type: "string", help: "epochs per run", default: String(DEMO.epochs) },
-  seeds: { type: "string", help: "comma-separated seeds", default: DEMO.seeds.join(",") },
-  size: { type: "string", help: "image size in pixels", default: String(DEMO.size) },
+  epochs: { type: "string", help: "epochs per run", default: String(C.epochs) },
+  seeds: { type: "string", help: "comma-separated seeds", default: C.seeds.join(",") },
+  "split-seed": { type: "string", help: "seed of the 99:1 split (which leaves train and test)", default: "1" },
+  "no-pretrain": { type: "boolean", help: "train from scratch instead of from the pretrained body" },
+  workers: { type: "string", help: "runs trained at once (default: one per core on the cpu backend)" },
   backend: { type: "string", help: "auto | cuda | webgpu | cpu", default: "auto" },
 } as const;
 
 runCli(async () => {
   const f = parseFlags("demo", "The final-BN experiment on synthetic leaves, at classroom scale.", spec);
   const epochs = numberFlag("epochs", f.epochs, { integer: true, min: 1 })!;
-  const size = numberFlag("size", f.size, { integer: true, min: 32, max: 256 })!;
   const seeds = f.seeds!.split(",").map((s) => numberFlag("seeds", s.trim(), { integer: true, min: 0 })!);
-  const out = f.out!;
+  const splitSeed = numberFlag("split-seed", f["split-seed"], { integer: true, min: 0 })!;
+  const workersFlag = numberFlag("workers", f.workers, { integer: true, min: 1 });
+  const out = path.join(f.out!, `split${splitSeed}`);
   const started = performance.now();
+  const log = console.log;
 
-  // 1-2. Synthetic leaves (generated once per size) and the 99:1 split: 990 healthy and 10
-  // diseased leaves to train on, 100 + 100 to test on.
-  const { data: dataDir, manifestFile, counts } = await prepareSplit({
+  // 1. Synthetic leaves (generated once) and the 99:1 split: 990 healthy and 10 diseased
+  // leaves to train on, 100 + 100 to test on.
+  const split = await prepareSplit({
     data: "",
-    ratio: DEMO.ratio,
-    seed: 1,
-    trainMajority: DEMO.trainMajority,
-    testPerClass: DEMO.testPerClass,
-    size,
+    seed: splitSeed,
+    trainMajority: C.trainMajority,
+    testPerClass: C.testPerClass,
+    size: C.size,
+    lesionScale: C.lesionScale,
     manifestDir: out,
     manifestName: "manifest.json",
-    log: console.log,
+    log,
   });
-  console.log(
-    `split ${DEMO.ratio.join(":")}: train ${counts.train.majority} healthy + ${counts.train.minority} diseased, ` +
-      `test ${counts.test.majority} + ${counts.test.minority}`,
-  );
+  const { train, test } = split.counts;
+  log(`split 99:1 (seed ${splitSeed}): train ${train.majority} healthy + ${train.minority} diseased, test ${test.majority} + ${test.minority}`);
 
-  // 3. Both variants of the same network, same seeds, same data.
   const info = await startRun(f.backend as "auto");
+  const workers = workersFlag ?? defaultWorkers(info.backend);
+  const progress = terminalProgressBoard();
+
+  // 2. The body, pretrained once on other leaves (another leaf seed, balanced): the classroom's
+  // ImageNet. The 99:1 experiment's leaves are never among them.
+  let pretrained: string | undefined;
+  if (C.pretrain && !f["no-pretrain"]) {
+    const p = C.pretrain;
+    const other = await prepareSplit({
+      data: "",
+      ratio: [1, 1],
+      seed: 1,
+      trainMajority: p.trainPerClass,
+      testPerClass: p.testPerClass,
+      size: C.size,
+      lesionScale: C.lesionScale,
+      leafSeed: p.leafSeed,
+      manifestDir: f.out!,
+      manifestName: "pretrain-manifest.json",
+      log,
+    });
+    log(`pretraining the body on ${2 * p.trainPerClass} other leaves (balanced, leaf seed ${p.leafSeed}) ...`);
+    const body = await pretrainBody(
+      { manifest: other.manifestFile, data: other.data, arch: "vgg19_bn", head: "fastai", width: C.width, size: C.size, epochs: p.epochs, batchSize: C.batchSize, lr: p.lr, seed: 0, runDir: path.join(f.out!, "pretrain") },
+      { info, callbacks: progress("pretrain") },
+    );
+    const last = body.history[body.history.length - 1];
+    log(`pretrained body: F1 ${last.f1.toFixed(2)} on its own balanced test set -> ${body.file}`);
+    pretrained = body.file;
+  }
+
+  // 3. Both variants of the same network, same seeds, same data, same starting body.
   const result = await runExperiment(
     {
-      manifest: manifestFile,
-      data: dataDir,
+      manifest: split.manifestFile,
+      data: split.data,
       arch: "vgg19_bn",
       head: "fastai",
       finalBN: "both",
       seeds,
       epochs,
-      size,
-      width: DEMO.width,
-      batchSize: DEMO.batchSize,
-      lr: DEMO.lr,
+      size: C.size,
+      width: C.width,
+      batchSize: C.batchSize,
+      lr: C.lr,
+      pretrained,
       outDir: out,
-      title: "finalbn demo: synthetic leaves, 99:1",
+      title: `finalbn demo: synthetic leaves, 99:1, split seed ${splitSeed}`,
     },
-    { info, callbacksFor: (label) => terminalProgress(label) },
+    { info, callbacksFor: progress, workers },
   );
 
   const reportFile = await writeExperimentReport(result);
-  console.log(`\n${summaryTable(result.summary, result.paired)}\n`);
-  console.log(verdict(result.paired));
-  console.log(`\ntook ${((performance.now() - started) / 1000).toFixed(0)} s; report: ${reportFile}`);
+  log(`\n${summaryTable(result.summary, result.paired)}\n`);
+  log(verdict(result.paired));
+  log(`\ntook ${((performance.now() - started) / 1000).toFixed(0)} s; report: ${reportFile}`);
 });

@@ -5,7 +5,8 @@ import { numberFlag, parseFlags, runCli, UsageError } from "./args.ts";
 import { runExperiment, summaryTable, type FinalBNChoice } from "../train/experiment.ts";
 import { verdict } from "../train/stats.ts";
 import { writeExperimentReport } from "../viz/report.ts";
-import { terminalProgress } from "../train/progress.ts";
+import { defaultWorkers } from "../train/pool.ts";
+import { terminalProgressBoard } from "../train/progress.ts";
 import { startRun } from "./start-run.ts";
 
 const spec = {
@@ -25,6 +26,7 @@ const spec = {
   pretrained: { type: "string", help: "torchvision-layout .safetensors weights for the body" },
   "freeze-epochs": { type: "string", help: "epochs with the body frozen first (needs --pretrained)", default: "0" },
   backend: { type: "string", help: "auto | cuda | webgpu | cpu (or env FINALBN_BACKEND)", default: "auto" },
+  workers: { type: "string", help: "runs trained at once in worker processes (default: one per core on cpu, 1 on a GPU)" },
   out: { type: "string", help: "output folder (default: runs/<manifest>-<model>-<head>-<hash>; rerunning resumes)" },
 } as const;
 
@@ -53,13 +55,14 @@ function parseExperimentFlags(argv?: string[]) {
     freezeEpochs: numberFlag("freeze-epochs", f["freeze-epochs"], { integer: true, min: 0 })!,
     backend: oneOf("backend", f.backend!, ["auto", "cuda", "webgpu", "cpu"] as const),
     outDir: f.out,
+    workers: numberFlag("workers", f.workers, { integer: true, min: 1 }),
   };
 }
 
 runCli(async () => {
-  const { backend, ...options } = parseExperimentFlags();
+  const { backend, workers, ...options } = parseExperimentFlags();
   const info = await startRun(backend);
-  const result = await runExperiment(options, { info, callbacksFor: (label) => terminalProgress(label) });
+  const result = await runExperiment(options, { info, callbacksFor: terminalProgressBoard(), workers: workers ?? defaultWorkers(info.backend) });
   const reportFile = await writeExperimentReport(result);
   // A single variant (--final-bn with or without) has nothing to pair: the per-variant table only.
   const paired = result.paired.pairs.length ? result.paired : undefined;

@@ -3,6 +3,7 @@
 // on a 2-core laptop. Each child is a worker.ts process that keeps its backend between runs.
 // Runs are independent and seeded, so the results are those of the same runs one after another.
 import { fork, type ChildProcess } from "node:child_process";
+import os from "node:os";
 import { fileURLToPath } from "node:url";
 import type { TrainConfig } from "./config.ts";
 import type { BatchProgress, EpochRecord, TrainCallbacks } from "./learner.ts";
@@ -25,6 +26,14 @@ export type FromWorker =
   | { type: "epoch"; id: number; record: EpochRecord }
   | { type: "done"; id: number; history: EpochRecord[]; resumedAfter?: number }
   | { type: "error"; id: number; message: string };
+
+/**
+ * How many runs to train at once by default: one per core on the cpu backend, whose kernels use
+ * one thread each; one on a GPU, which a single run already keeps busy.
+ */
+export function defaultWorkers(backend: string): number {
+  return backend === "cpu" ? os.availableParallelism() : 1;
+}
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
 

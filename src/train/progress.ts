@@ -16,24 +16,11 @@ export function epochLine(label: string, r: EpochRecord): string {
   );
 }
 
-/** Callbacks that print progress to a stream; per-batch lines only where the stream is a terminal. */
-export function terminalProgress(label: string, stream: NodeJS.WriteStream = process.stderr): TrainCallbacks {
-  const tty = Boolean(stream.isTTY);
-  return {
-    onBatch: (p) => {
-      if (tty) stream.write(`\r\x1b[K${batchLine(label, p)}`);
-    },
-    onEpoch: (r) => {
-      stream.write(`${tty ? "\r\x1b[K" : ""}${epochLine(label, r)}\n`);
-    },
-  };
-}
-
 /**
  * Progress of runs that train at the same time (trainInWorkers): one terminal line shows every
  * active run's epoch and batch side by side, and each finished epoch gets a line of its own.
- * Returns a callbacksFor(label) to hand to runExperiment; with one run at a time it reads like
- * terminalProgress.
+ * Per-batch updates only where the stream is a terminal (a log file gets the epoch lines).
+ * Returns a callbacksFor(label) to hand to runExperiment or pretrainBody.
  */
 export function terminalProgressBoard(stream: NodeJS.WriteStream = process.stderr): (label: string) => TrainCallbacks {
   const tty = Boolean(stream.isTTY);
