@@ -134,10 +134,10 @@ def body_len(net):
 def pretrained_body(a):
     """A body trained on another data set (e.g. balanced leaves drawn from another seed), once."""
     import argparse as _ap, os
-    key = f"/tmp/twin-body-{os.path.basename(a.pretrain)}-{a.pretrain_epochs}-{a.pretrain_lr}-{a.width}.pt"
+    key = f"/tmp/twin-body-{os.path.basename(a.pretrain)}-{a.pretrain_epochs}-{a.pretrain_lr}-{a.width}-b{a.pretrain_batch}.pt"
     if os.path.exists(key):
         return torch.load(key)
-    pre = _ap.Namespace(**{**vars(a), "epochs": a.pretrain_epochs, "lr": a.pretrain_lr, "pretrain": None, "verbose": True})
+    pre = _ap.Namespace(**{**vars(a), "epochs": a.pretrain_epochs, "lr": a.pretrain_lr, "batch": a.pretrain_batch, "pretrain": None, "verbose": True})
     net = {}
     run(pre, load_pixels(a.pretrain), False, 0, keep=net)
     state = {k: v for k, v in net["net"][: body_len(net["net"])].state_dict().items()}
@@ -324,6 +324,7 @@ def main():
     p.add_argument("--pretrain", help="pixels prefix of a data set to train the body on first")
     p.add_argument("--pretrain-epochs", type=int, default=5)
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
+    p.add_argument("--pretrain-batch", type=int, default=32)
     p.add_argument("--aug", choices=["flip", "dihedral"], default="flip")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--verbose", action="store_true")

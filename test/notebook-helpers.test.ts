@@ -11,6 +11,8 @@ import { confidenceHistogramFigure, reliabilityFigure, sweepFigure } from "../sr
 import { figureBundle, finalEpochRows, formatCell, imageGrid, parseVariantLabel, tableCells, tableHtml, tableText } from "../src/viz/notebook.ts";
 import { injectParameters, listNotebooks, notebookProblems, parameterNames, readNotebook, type Notebook } from "../src/cli/notebook-files.ts";
 import type { VariantRun } from "../src/train/experiment.ts";
+import { CLASSROOM } from "../src/train/presets.ts";
+import { sourceText } from "../src/cli/notebook-files.ts";
 import type { EpochRecord } from "../src/train/learner.ts";
 
 test("top probabilities, reliability bins and ECE by hand", () => {
@@ -147,4 +149,15 @@ test("committed notebooks: no outputs, one parameters cell first among code cell
   const files = await listNotebooks();
   assert.ok(files.length >= 6, `expected the six notebooks, found ${files.length}`);
   for (const file of files) assert.deepEqual(notebookProblems(await readNotebook(file)), [], path.basename(file));
+});
+
+test("notebooks 02-04 train at the classroom preset the demo uses (their parameter cells spell it out)", async () => {
+  const wanted = { size: CLASSROOM.size, width: CLASSROOM.width, epochs: CLASSROOM.epochs, seeds: CLASSROOM.seeds, batchSize: CLASSROOM.batchSize, lr: CLASSROOM.lr, trainMajority: CLASSROOM.trainMajority, testPerClass: CLASSROOM.testPerClass, lesionScale: CLASSROOM.lesionScale, pretrain: CLASSROOM.pretrain !== null };
+  for (const file of (await listNotebooks()).filter((f) => /\/0[234]-/.test(f))) {
+    const cell = (await readNotebook(file)).cells.find((c) => c.metadata.tags?.includes("parameters"))!;
+    const values: Record<string, unknown> = {};
+    // Each parameter is one `const name = literal;` line: evaluate the literal (numbers, 1 / 16, arrays, booleans).
+    for (const m of sourceText(cell).matchAll(/^const (\w+) = ([^;]+);/gm)) if (m[1] in wanted) values[m[1]] = Function(`return (${m[2]})`)();
+    assert.deepEqual(values, wanted, path.basename(file));
+  }
 });

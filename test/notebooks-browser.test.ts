@@ -22,7 +22,7 @@ test("the exported F1-versus-loss notebook draws its chart in Chromium, with no 
   const out = await mkdtemp(path.join(os.tmpdir(), "finalbn-notebooks-"));
   try {
     // Tiny: 62 healthy + 1 diseased leaf to train on, batches of 16, one epoch, 10 + 10 to test on.
-    const args = ["--only", "03", "--out", out, "--epochs", "1", "--seeds", "1", "--train-majority", "62", "--test-per-class", "10", "--batch-size", "16", "--backend", "cpu", "--cache", path.join(out, "cache")];
+    const args = ["--only", "03", "--out", out, "--epochs", "1", "--seeds", "1", "--train-majority", "62", "--test-per-class", "10", "--batch-size", "16", "--from-scratch", "--backend", "cpu", "--cache", path.join(out, "cache")];
     await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/notebooks.ts", ...args], { cwd: REPO, maxBuffer: 16 << 20 });
 
     const browser = await chromium.launchPersistentContext(path.join(out, "chromium-profile"), {

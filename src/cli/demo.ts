@@ -8,7 +8,7 @@ import { numberFlag, parseFlags, runCli } from "./args.ts";
 import { prepareSplit } from "../data/prepare.ts";
 import { runExperiment, summaryTable } from "../train/experiment.ts";
 import { defaultWorkers } from "../train/pool.ts";
-import { pretrainBody } from "../train/pretrain.ts";
+import { pretrainOnOtherLeaves } from "../train/pretrain.ts";
 import { CLASSROOM } from "../train/presets.ts";
 import { terminalProgressBoard } from "../train/progress.ts";
 import { verdict } from "../train/stats.ts";
@@ -60,27 +60,12 @@ runCli(async () => {
   // ImageNet. The 99:1 experiment's leaves are never among them.
   let pretrained: string | undefined;
   if (C.pretrain && !f["no-pretrain"]) {
-    const p = C.pretrain;
-    const other = await prepareSplit({
-      data: "",
-      ratio: [1, 1],
-      seed: 1,
-      trainMajority: p.trainPerClass,
-      testPerClass: p.testPerClass,
-      size: C.size,
-      lesionScale: C.lesionScale,
-      leafSeed: p.leafSeed,
-      manifestDir: f.out!,
-      manifestName: "pretrain-manifest.json",
-      log,
-    });
-    log(`pretraining the body on ${2 * p.trainPerClass} other leaves (balanced, leaf seed ${p.leafSeed}) ...`);
-    const body = await pretrainBody(
-      { manifest: other.manifestFile, data: other.data, arch: "vgg19_bn", head: "fastai", width: C.width, size: C.size, epochs: p.epochs, batchSize: C.batchSize, lr: p.lr, seed: 0, runDir: path.join(f.out!, "pretrain") },
-      { info, callbacks: progress("pretrain") },
+    const body = await pretrainOnOtherLeaves(
+      { pretrain: C.pretrain, size: C.size, width: C.width, lesionScale: C.lesionScale, runDir: f.out! },
+      { info, callbacks: progress("pretrain"), log },
     );
     const last = body.history[body.history.length - 1];
-    log(`pretrained body: F1 ${last.f1.toFixed(2)} on its own balanced test set -> ${body.file}`);
+    log(`pretrained body: minority F1 ${last.f1.toFixed(2)} on its own balanced test set -> ${body.file}`);
     pretrained = body.file;
   }
 

@@ -1,7 +1,7 @@
-// npm run notebooks: run every notebook in notebooks/ headless on the tslab kernel, with small
-// parameters injected after each one's `parameters` cell, and write the executed copies and
-// self-contained HTML exports to out/notebooks. Any failing cell fails the command, naming the
-// notebook and the cell.
+// npm run notebooks: run every notebook in notebooks/ headless on the tslab kernel, at their own
+// (classroom) parameters or with the flags' values injected after each one's `parameters` cell
+// (--quick: small ones), and write the executed copies and self-contained HTML exports to
+// out/notebooks. Any failing cell fails the command, naming the notebook and the cell.
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -14,10 +14,12 @@ import { injectParameters, listNotebooks, NOTEBOOKS_DIR, readNotebook } from "./
 const spec = {
   only: { type: "string", help: "comma-separated notebooks, by name or number prefix (e.g. 03 or 00,01)" },
   out: { type: "string", help: "output folder for executed notebooks, HTML exports and runs", default: "out/notebooks" },
-  epochs: { type: "string", help: "epochs per training run", default: "1" },
-  seeds: { type: "string", help: "comma-separated seeds", default: "1" },
-  "train-majority": { type: "string", help: "majority images in each training set", default: "198" },
-  "test-per-class": { type: "string", help: "test images per class", default: "50" },
+  quick: { type: "boolean", help: "small parameters: 1 epoch, seed 1, 198 + 2 training and 50 + 50 test images" },
+  epochs: { type: "string", help: "epochs per training run (notebook default if not given)" },
+  seeds: { type: "string", help: "comma-separated seeds (notebook default if not given)" },
+  "train-majority": { type: "string", help: "majority images in each training set (notebook default if not given)" },
+  "test-per-class": { type: "string", help: "test images per class (notebook default if not given)" },
+  "from-scratch": { type: "boolean", help: "no pretrained body (notebook default: pretrained on other leaves)" },
   "batch-size": { type: "string", help: "batch size (notebook default if not given)" },
   size: { type: "string", help: "image size in pixels (notebook default if not given)" },
   width: { type: "string", help: "channel width multiplier (notebook default if not given)" },
@@ -31,14 +33,18 @@ const spec = {
 } as const;
 
 runCli(async () => {
-  const f = parseFlags("notebooks", "Execute the notebooks headless with small parameters; write executed copies and HTML exports.", spec);
-  const seeds = f.seeds!.split(",").map((s) => numberFlag("seeds", s.trim(), { integer: true, min: 0 })!);
+  const f = parseFlags("notebooks", "Execute the notebooks headless (their own parameters, or --quick); write executed copies and HTML exports.", spec);
+  // --quick's values, overridden by any flag given with it.
+  const quick = f.quick ? { epochs: "1", seeds: "1", "train-majority": "198", "test-per-class": "50" } : {};
+  const flag = (name: keyof typeof quick) => f[name] ?? quick[name];
+  const seeds = flag("seeds")?.split(",").map((s) => numberFlag("seeds", s.trim(), { integer: true, min: 0 })!);
   const out = path.resolve(f.out!);
   const params: Record<string, unknown> = {
-    epochs: numberFlag("epochs", f.epochs, { integer: true, min: 1 }),
+    epochs: numberFlag("epochs", flag("epochs"), { integer: true, min: 1 }),
     seeds,
-    trainMajority: numberFlag("train-majority", f["train-majority"], { integer: true, min: 1 }),
-    testPerClass: numberFlag("test-per-class", f["test-per-class"], { integer: true, min: 1 }),
+    trainMajority: numberFlag("train-majority", flag("train-majority"), { integer: true, min: 1 }),
+    testPerClass: numberFlag("test-per-class", flag("test-per-class"), { integer: true, min: 1 }),
+    pretrain: f["from-scratch"] ? false : undefined,
     batchSize: numberFlag("batch-size", f["batch-size"], { integer: true, min: 2 }),
     size: numberFlag("size", f.size, { integer: true, min: 32 }),
     width: numberFlag("width", f.width, { min: 1 / 64, max: 1 }),

@@ -22,7 +22,7 @@ export interface Preset {
    * The body is first trained on other leaves (balanced, drawn from another seed: none of them is
    * in the experiment), the classroom's stand-in for the paper's ImageNet weights; null: from scratch.
    */
-  pretrain: { leafSeed: number; trainPerClass: number; testPerClass: number; epochs: number; lr: number } | null;
+  pretrain: { leafSeed: number; trainPerClass: number; testPerClass: number; epochs: number; lr: number; batchSize: number } | null;
 }
 
 /**
@@ -31,15 +31,15 @@ export interface Preset {
  */
 export const CLASSROOM: Preset = {
   size: 32,
-  width: 1 / 8,
+  width: 1 / 16,
   epochs: 12,
-  batchSize: 32,
+  batchSize: 16,
   lr: 1e-3,
   seeds: [1, 2],
   trainMajority: 990,
   testPerClass: 100,
   lesionScale: 4,
-  pretrain: { leafSeed: 2, trainPerClass: 600, testPerClass: 100, epochs: 5, lr: 1e-3 },
+  pretrain: { leafSeed: 2, trainPerClass: 600, testPerClass: 100, epochs: 5, lr: 1e-3, batchSize: 32 },
 };
 
 /** The paper's scale, for a GPU: full VGG19-BN at 224 px on real PlantVillage with ImageNet weights. */

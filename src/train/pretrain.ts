@@ -6,10 +6,12 @@
 import { access } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../data/files.ts";
+import { prepareSplit } from "../data/prepare.ts";
 import { torchvisionBodyTensors } from "../models/index.ts";
 import { writeSafetensors } from "../models/safetensors.ts";
 import { resolveTrainConfig, type TrainConfig } from "./config.ts";
 import { train, type EpochRecord, type TrainCallbacks } from "./learner.ts";
+import type { Preset } from "./presets.ts";
 import type { RunInfo } from "./run-log.ts";
 
 export const BODY_FILE = "body.safetensors";
@@ -47,4 +49,60 @@ export async function pretrainBody(o: PretrainOptions, io: { info: RunInfo; call
     result.model.dispose();
   }
   return { file: path.resolve(file), history: result.history };
+}
+
+export interface OtherLeavesOptions {
+  /** How many leaves, which leaf seed, how long and how fast (a Preset's pretrain). */
+  pretrain: NonNullable<Preset["pretrain"]>;
+  size: number;
+  width: number;
+  lesionScale: number;
+  /** Folder for the pretraining manifest and run (body.safetensors lands in runDir/pretrain). */
+  runDir: string;
+  /** Where the generated leaves are cached (prepareSplit's cacheDir) and the pixel cache. */
+  leavesCacheDir?: string;
+  pixelCacheDir?: string;
+}
+
+/**
+ * The classroom's pretrained body, as the demo and the notebooks make it: balanced healthy and
+ * diseased synthetic leaves drawn from another leaf seed (so none of them is in the experiment),
+ * the network trained on them, its body saved. Run again, it reuses what is there.
+ */
+export async function pretrainOnOtherLeaves(
+  o: OtherLeavesOptions,
+  io: { info: RunInfo; callbacks?: TrainCallbacks; log?: (line: string) => void },
+): Promise<PretrainedBody> {
+  const p = o.pretrain;
+  const other = await prepareSplit({
+    data: "",
+    ratio: [1, 1],
+    trainMajority: p.trainPerClass,
+    testPerClass: p.testPerClass,
+    size: o.size,
+    lesionScale: o.lesionScale,
+    leafSeed: p.leafSeed,
+    manifestDir: o.runDir,
+    manifestName: "pretrain-manifest.json",
+    cacheDir: o.leavesCacheDir,
+    log: io.log,
+  });
+  io.log?.(`pretraining the body on ${2 * p.trainPerClass} other leaves (balanced, leaf seed ${p.leafSeed}, ${p.epochs} epochs)`);
+  return pretrainBody(
+    {
+      manifest: other.manifestFile,
+      data: other.data,
+      arch: "vgg19_bn",
+      head: "fastai",
+      width: o.width,
+      size: o.size,
+      epochs: p.epochs,
+      batchSize: p.batchSize,
+      lr: p.lr,
+      seed: 0,
+      cacheDir: o.pixelCacheDir,
+      runDir: path.join(o.runDir, "pretrain"),
+    },
+    io,
+  );
 }
