@@ -31,8 +31,8 @@ export interface Preset {
  */
 export const CLASSROOM: Preset = {
   size: 32,
-  width: 1 / 16,
-  epochs: 12,
+  width: 1 / 8,
+  epochs: 9,
   batchSize: 16,
   lr: 1e-3,
   seeds: [1, 2],
