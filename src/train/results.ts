@@ -11,16 +11,14 @@ export interface ExperimentSummary {
   paired: PairedStats;
 }
 
-/** Every summary.json under `dir`, in path order. */
+/** Every experiment's summary.json under `dir` (not the per-run ones beside metrics.csv), in path order. */
 export async function readResults(dir: string): Promise<ExperimentSummary[]> {
   const entries = await readdir(dir, { recursive: true });
   const files = entries.filter((e) => path.basename(e) === "summary.json").sort();
-  return Promise.all(
-    files.map(async (f) => ({
-      name: path.dirname(f),
-      paired: (JSON.parse(await readFile(path.join(dir, f), "utf8")) as { paired: PairedStats }).paired,
-    })),
+  const read = await Promise.all(
+    files.map(async (f) => ({ name: path.dirname(f), json: JSON.parse(await readFile(path.join(dir, f), "utf8")) as { paired?: PairedStats } })),
   );
+  return read.filter((r) => r.json.paired).map((r) => ({ name: r.name, paired: r.json.paired! }));
 }
 
 /** The markdown table: per-seed F1 without -> with, the mean difference and interval, the smallest difference. */
