@@ -42,7 +42,7 @@ class ConcatPool(nn.Module):
         return torch.cat([torch.amax(x, dim=(2, 3)), torch.mean(x, dim=(2, 3))], dim=1)
 
 
-def build(width, final_bn, head_bias=False, head_bn_shift=1e-3, body_bn=True):
+def build(width, final_bn, head_bias=False, head_bn_shift=1e-3, body_bn=True, head_init="fastai"):
     layers, c_in = [], 3
     for stage in VGG19_STAGES:
         for c in stage:
@@ -60,6 +60,8 @@ def build(width, final_bn, head_bias=False, head_bn_shift=1e-3, body_bn=True):
         nn.init.constant_(bn.bias, head_bn_shift)
     fc1, logits = nn.Linear(2 * c_in, hidden, bias=head_bias), nn.Linear(hidden, 2, bias=head_bias)
     for fc in (fc1, logits):
+        if head_init == "torch":
+            continue  # nn.Linear's own default (kaiming_uniform_ with a=sqrt(5)), as plain PyTorch code gets
         nn.init.kaiming_normal_(fc.weight, mode="fan_in", nonlinearity="relu")
         if fc.bias is not None:
             nn.init.zeros_(fc.bias)
@@ -131,9 +133,25 @@ def body_len(net):
     return next(i for i, m in enumerate(net) if isinstance(m, ConcatPool))
 
 
+def read_body(path):
+    """A torchvision-layout .safetensors file (as finalbn's pretrainBody writes it) as a state_dict."""
+    raw = open(path, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = t["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(raw[8 + n + a:8 + n + b], dtype=np.float32).copy()).reshape(t["shape"])
+    return out
+
+
 def pretrained_body(a):
     """A body trained on another data set (e.g. balanced leaves drawn from another seed), once."""
     import argparse as _ap, os
+    if a.pretrain.endswith(".safetensors"):  # finalbn's own body: features.N.* -> N.*
+        return {k.removeprefix("features."): v for k, v in read_body(a.pretrain).items()}
     key = f"/tmp/twin-body-{os.path.basename(a.pretrain)}-{a.pretrain_epochs}-{a.pretrain_lr}-{a.width}-b{a.pretrain_batch}.pt"
     if os.path.exists(key):
         return torch.load(key)
@@ -148,7 +166,7 @@ def pretrained_body(a):
 def run(a, data, final_bn, seed, keep=None):
     xtr, ytr, xte, yte = data
     torch.manual_seed(seed)
-    net = build(a.width, final_bn, head_bias=a.head_bias, head_bn_shift=a.head_bn_shift)
+    net = build(a.width, final_bn, head_bias=a.head_bias, head_bn_shift=a.head_bn_shift, head_init=a.head_init)
     if getattr(a, "pretrain", None):
         net[: body_len(net)].load_state_dict(pretrained_body(a))
     if keep is not None:
@@ -321,6 +339,7 @@ def main():
     p.add_argument("--loss", choices=["clip", "logsoftmax"], default="logsoftmax")
     p.add_argument("--head-bias", action="store_true", help="biases on the head's dense layers (finalbn before fastai's LinBnDrop)")
     p.add_argument("--head-bn-shift", type=float, default=1e-3)
+    p.add_argument("--head-init", choices=["fastai", "torch"], default="fastai", help="the head's dense weights: fastai's kaiming_normal_ or nn.Linear's default")
     p.add_argument("--pretrain", help="pixels prefix of a data set to train the body on first")
     p.add_argument("--pretrain-epochs", type=int, default=5)
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
