@@ -161,7 +161,10 @@ export function trainSuite(backend: "cpu" | "webgpu", skipReason?: string): void
     const killed = path.join(dir, "cli-killed");
     const variant = "vgg19_bn-fastai-finalbn-seed1";
     assert.equal(await run(whole), 0);
-    assert.equal(await run(killed, () => existsSync(path.join(killed, variant, CHECKPOINT_FILE))), null, "killed by the signal");
+    // metrics.jsonl is written right after the checkpoint: waiting for it (not the checkpoint) keeps a
+    // slow, loaded machine from killing the run between the two writes.
+    assert.equal(await run(killed, () => existsSync(path.join(killed, variant, "metrics.jsonl"))), null, "killed by the signal");
+    assert.ok(existsSync(path.join(killed, variant, CHECKPOINT_FILE)), "a checkpoint was there to resume from");
     const metrics = (out: string) => readFile(path.join(out, variant, "metrics.jsonl"), "utf8").then((s) => untimed(s.trim().split("\n").map((l) => JSON.parse(l))));
     assert.ok((await metrics(killed)).length < 3, "the kill came before the run finished");
     assert.equal(await run(killed), 0, "rerunning the same command resumes");
