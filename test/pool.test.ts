@@ -7,9 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { indexDataset } from "../src/data/index.ts";
-import { buildManifest } from "../src/data/split.ts";
-import { writeManifest } from "../src/data/manifest.ts";
+import { writeTinyPepperManifest } from "./train-suite.ts";
 import { startBackend } from "../src/backends/index.ts";
 import { runExperiment, type ExperimentOptions } from "../src/train/experiment.ts";
 import type { BatchProgress, EpochRecord, TrainCallbacks } from "../src/train/learner.ts";
@@ -24,9 +22,7 @@ before(async () => {
   if (!existsSync(SHARED)) return;
   await startBackend({ prefer: "cpu", log: () => {} });
   dir = await mkdtemp(path.join(os.tmpdir(), "finalbn-pool-"));
-  manifest = path.join(dir, "pepper-tiny.json");
-  const m = await buildManifest(await indexDataset(SHARED), { crop: "Pepper", ratio: [9, 1], seed: 3, testPerClass: 8, trainMajority: 27 });
-  await writeManifest(manifest, m);
+  manifest = await writeTinyPepperManifest(dir);
 });
 after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });

@@ -20,6 +20,13 @@ import { CHECKPOINT_FILE } from "../src/train/checkpoint.ts";
 const REPO = path.resolve(import.meta.dirname, "..");
 const SHARED = path.resolve(import.meta.dirname, "../../shared/data/plantvillage");
 
+/** 27 healthy + 3 diseased real Pepper leaves to train on (9:1), 8 + 8 to test on: a manifest in `dir`. */
+export async function writeTinyPepperManifest(dir: string): Promise<string> {
+  const file = path.join(dir, "pepper-tiny.json");
+  await writeManifest(file, await buildManifest(await indexDataset(SHARED), { crop: "Pepper", ratio: [9, 1], seed: 3, testPerClass: 8, trainMajority: 27 }));
+  return file;
+}
+
 export function trainSuite(backend: "cpu" | "webgpu", skipReason?: string): void {
   const INFO = { backend, device: "test", versions: {} };
   let dir = "";
@@ -30,10 +37,7 @@ export function trainSuite(backend: "cpu" | "webgpu", skipReason?: string): void
     const started = await startBackend({ prefer: backend, log: () => {} });
     assert.equal(started.name, backend, `the ${backend} backend starts (${started.reason})`);
     dir = await mkdtemp(path.join(os.tmpdir(), "finalbn-train-"));
-    manifest = path.join(dir, "pepper-tiny.json");
-    // 27 healthy + 3 diseased leaves to train on (9:1), 8 + 8 to test on.
-    const m = await buildManifest(await indexDataset(SHARED), { crop: "Pepper", ratio: [9, 1], seed: 3, testPerClass: 8, trainMajority: 27 });
-    await writeManifest(manifest, m);
+    manifest = await writeTinyPepperManifest(dir);
   });
   after(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });

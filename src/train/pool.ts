@@ -44,7 +44,7 @@ const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
  */
 export async function trainInWorkers(
   jobs: readonly TrainJob[],
-  opts: { workers: number; callbacksFor?: (index: number) => TrainCallbacks; onStart?: (index: number) => void },
+  opts: { workers: number; callbacksFor?: (index: number) => TrainCallbacks },
 ): Promise<JobResult[]> {
   const results: JobResult[] = new Array(jobs.length);
   const children: ChildProcess[] = [];
@@ -56,7 +56,6 @@ export async function trainInWorkers(
       const take = () => {
         if (failure || next >= jobs.length) return resolve();
         const id = next++;
-        opts.onStart?.(id);
         child.send({ type: "run", id, job: jobs[id] } satisfies ToWorker);
       };
       child.on("message", (m: FromWorker) => {
