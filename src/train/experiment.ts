@@ -10,6 +10,7 @@ import path from "node:path";
 import { resolveTrainConfig, variantName, type TrainConfig } from "./config.ts";
 import { train, type EpochRecord, type TrainCallbacks } from "./learner.ts";
 import { trainInWorkers, type JobResult } from "./pool.ts";
+import { Interrupted, isInterrupted, trainingStop } from "./interrupt.ts";
 import { meanStd } from "./metrics.ts";
 import { writeFileAtomic } from "../data/files.ts";
 import type { RunInfo } from "./run-log.ts";
@@ -80,6 +81,8 @@ export async function runExperiment(
     log?: (line: string) => void;
     /** Train this many runs at once in child processes (pool.ts); default 1, in this process. */
     workers?: number;
+    /** Stops training after the current batch (default: Ctrl-C / Kernel → Interrupt, see interrupt.ts). */
+    signal?: AbortSignal;
   },
 ): Promise<ExperimentResult> {
   const log = io.log ?? console.log;
@@ -96,21 +99,32 @@ export async function runExperiment(
     }),
   );
   const results: JobResult[] = [];
-  if ((io.workers ?? 1) > 1 && planned.length > 1) {
-    log(`training ${planned.length} runs on ${Math.min(io.workers!, planned.length)} worker processes -> ${outDir}`);
-    results.push(
-      ...(await trainInWorkers(
-        planned.map((p) => ({ config: p.config, runDir: p.runDir, info: io.info })),
-        { workers: io.workers!, callbacksFor: (i) => io.callbacksFor?.(planned[i].label) ?? {} },
-      )),
-    );
-  } else {
-    for (const p of planned) {
-      log(`training ${p.label} -> ${p.runDir}`);
-      const result = await train(p.config, { runDir: p.runDir, info: io.info, callbacks: io.callbacksFor?.(p.label) });
-      result.model.dispose();
-      results.push(result);
+  const stop = io.signal ? undefined : trainingStop();
+  const signal = io.signal ?? stop!.signal;
+  try {
+    if ((io.workers ?? 1) > 1 && planned.length > 1) {
+      log(`training ${planned.length} runs on ${Math.min(io.workers!, planned.length)} worker processes -> ${outDir}`);
+      results.push(
+        ...(await trainInWorkers(
+          planned.map((p) => ({ config: p.config, runDir: p.runDir, info: io.info })),
+          { workers: io.workers!, callbacksFor: (i) => io.callbacksFor?.(planned[i].label) ?? {}, signal },
+        )),
+      );
+    } else {
+      for (const p of planned) {
+        if (signal.aborted) throw new Interrupted();
+        log(`${p.label} -> ${p.runDir}`);
+        const result = await train(p.config, { runDir: p.runDir, info: io.info, callbacks: io.callbacksFor?.(p.label), signal });
+        result.model.dispose();
+        results.push(result);
+      }
     }
+  } catch (error) {
+    // One line for the user (the stack of an interrupt says nothing they need).
+    if (isInterrupted(error)) throw error instanceof Interrupted ? error : new Interrupted();
+    throw error;
+  } finally {
+    stop?.release();
   }
   const runs: VariantRun[] = planned.map((p, i) => {
     if (results[i].resumedAfter) log(`  ${p.label} resumed after epoch ${results[i].resumedAfter}`);

@@ -1,6 +1,8 @@
 // The training loop, whole: one-cycle AdamW over the 99:1 training set, evaluated on the balanced
 // test set after every epoch, logged, checkpointed, resumable. Callbacks let a terminal or a
-// notebook show progress without the loop knowing which one it is talking to.
+// notebook show progress without the loop knowing which one it is talking to. A stop signal
+// (interrupt.ts) ends it after the current batch, before anything of the unfinished epoch is written.
+import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { imageBatches, type Batch, type ImageItem } from "../data/images.ts";
 import { makeRng, shuffled, subSeed } from "../data/rng.ts";
@@ -12,6 +14,8 @@ import { argmaxRows, crossEntropyFromLogits, minorityMetrics, type Confusion } f
 import { loadRunData } from "./data.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { RunLog, type RunInfo } from "./run-log.ts";
+import { Interrupted } from "./interrupt.ts";
+import { lockRun } from "./run-lock.ts";
 
 export interface EpochRecord {
   epoch: number;
@@ -37,7 +41,14 @@ export interface BatchProgress {
   imagesPerSec: number;
 }
 
+/** What a run starts from: its epochs so far (from a checkpoint; all of them for a finished run that is reused). */
+export interface RunStart {
+  history: EpochRecord[];
+  epochs: number;
+}
+
 export interface TrainCallbacks {
+  onStart?: (s: RunStart) => void;
   onBatch?: (p: BatchProgress) => void;
   onEpoch?: (r: EpochRecord) => void;
   /** Test hook: stop (as if killed) after this epoch's checkpoint is written. */
@@ -56,8 +67,23 @@ export class NanLossError extends Error {}
 
 const NUM_CLASSES = 2;
 
-export async function train(config: TrainConfig, opts: { runDir: string; info: RunInfo; callbacks?: TrainCallbacks }): Promise<TrainResult> {
-  const { runDir, callbacks = {} } = opts;
+export async function train(
+  config: TrainConfig,
+  opts: { runDir: string; info: RunInfo; callbacks?: TrainCallbacks; signal?: AbortSignal },
+): Promise<TrainResult> {
+  const unlock = await lockRun(opts.runDir);
+  try {
+    return await trainLocked(config, opts);
+  } finally {
+    await unlock();
+  }
+}
+
+async function trainLocked(
+  config: TrainConfig,
+  opts: { runDir: string; info: RunInfo; callbacks?: TrainCallbacks; signal?: AbortSignal },
+): Promise<TrainResult> {
+  const { runDir, callbacks = {}, signal } = opts;
   const data = await loadRunData(config.manifest, config.data);
   const model = buildModel({
     arch: config.arch,
@@ -82,31 +108,40 @@ export async function train(config: TrainConfig, opts: { runDir: string; info: R
   // Only a run that still had epochs to go was resumed; a finished one is merely reused.
   const resumedAfter = resumed && history.length < config.epochs ? history.length : undefined;
   if (!resumed) await log.start(config, opts.info);
+  callbacks.onStart?.({ history: [...history], epochs: config.epochs });
 
-  for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
-    setBodyTrainable(model, !(config.pretrained && epoch <= config.freezeEpochs));
-    const started = performance.now();
-    const trainLoss = await trainEpoch({ model, optimizer, config, items: data.train, epoch, stepsPerEpoch, totalSteps, callbacks });
-    const seconds = (performance.now() - started) / 1000;
-    const test = await evaluate(model, data.test, config);
-    const record: EpochRecord = {
-      epoch,
-      trainLoss,
-      testLoss: test.loss,
-      ...test.metrics,
-      lr: oneCycle(epoch * stepsPerEpoch - 1, { maxLr: config.lr, totalSteps }).lr,
-      seconds,
-      imagesPerSec: (stepsPerEpoch * config.batchSize) / seconds,
-    };
-    history.push(record);
-    await saveCheckpoint(runDir, model, optimizer, { config, history });
-    await log.epoch(history);
-    callbacks.onEpoch?.(record);
-    if (callbacks.stopAfterEpoch === epoch) return { runDir, history, resumedAfter, model };
+  try {
+    for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
+      setBodyTrainable(model, !(config.pretrained && epoch <= config.freezeEpochs));
+      const started = performance.now();
+      const trainLoss = await trainEpoch({ model, optimizer, config, items: data.train, epoch, stepsPerEpoch, totalSteps, callbacks, signal, runDir });
+      const seconds = (performance.now() - started) / 1000;
+      const test = await evaluate(model, data.test, config);
+      const record: EpochRecord = {
+        epoch,
+        trainLoss,
+        testLoss: test.loss,
+        ...test.metrics,
+        lr: oneCycle(epoch * stepsPerEpoch - 1, { maxLr: config.lr, totalSteps }).lr,
+        seconds,
+        imagesPerSec: (stepsPerEpoch * config.batchSize) / seconds,
+      };
+      history.push(record);
+      await saveCheckpoint(runDir, model, optimizer, { config, history });
+      await log.epoch(history);
+      callbacks.onEpoch?.(record);
+      if (callbacks.stopAfterEpoch === epoch) return { runDir, history, resumedAfter, model };
+    }
+    const final = await evaluate(model, data.test, config);
+    await log.finish(history, final);
+    return { runDir, history, resumedAfter, model };
+  } catch (error) {
+    // An interrupted or failed run hands back no model: free its weights here.
+    model.dispose();
+    throw error;
+  } finally {
+    optimizer.dispose(); // its moments are in the checkpoint
   }
-  const final = await evaluate(model, data.test, config);
-  await log.finish(history, final);
-  return { runDir, history, resumedAfter, model };
 }
 
 async function trainEpoch(o: {
@@ -118,8 +153,13 @@ async function trainEpoch(o: {
   stepsPerEpoch: number;
   totalSteps: number;
   callbacks: TrainCallbacks;
+  signal?: AbortSignal;
+  runDir: string;
 }): Promise<number> {
-  const { model, optimizer, config, epoch, stepsPerEpoch, totalSteps, callbacks } = o;
+  const { model, optimizer, config, epoch, stepsPerEpoch, totalSteps, callbacks, signal } = o;
+  const stop = (batch: number) =>
+    new Interrupted([{ label: path.basename(o.runDir), epoch, batch, batches: stepsPerEpoch, saved: epoch - 1 }]);
+  if (signal?.aborted) throw stop(0);
   // The epoch's order comes from (seed, epoch) alone, so a resumed run sees the same batches;
   // the incomplete last batch is dropped, as fastai does, so batch norm never sees a batch of one.
   const order = shuffled(o.items, makeRng(subSeed(config.seed, `epoch-${epoch}`))).slice(0, stepsPerEpoch * config.batchSize);
@@ -156,6 +196,11 @@ async function trainEpoch(o: {
       lr,
       imagesPerSec: (batch * config.batchSize) / ((performance.now() - started) / 1000),
     });
+    // Let timers, messages and signals in (on the cpu backend a step never waits for I/O): progress
+    // reaches the notebook as it happens and an interrupt is seen at once. The weights have moved
+    // on from the last checkpoint, but nothing of this epoch is written: resuming repeats it exactly.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (signal?.aborted && batch < stepsPerEpoch) throw stop(batch);
   }
   return lossSum / Math.max(1, batch);
 }

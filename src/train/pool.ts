@@ -6,8 +6,9 @@ import { fork, type ChildProcess } from "node:child_process";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import type { TrainConfig } from "./config.ts";
-import type { BatchProgress, EpochRecord, TrainCallbacks } from "./learner.ts";
+import type { BatchProgress, EpochRecord, RunStart, TrainCallbacks } from "./learner.ts";
 import type { RunInfo } from "./run-log.ts";
+import { Interrupted, type StopPoint } from "./interrupt.ts";
 
 export interface TrainJob {
   config: TrainConfig;
@@ -20,11 +21,13 @@ export interface JobResult {
   resumedAfter?: number;
 }
 
-export type ToWorker = { type: "run"; id: number; job: TrainJob } | { type: "stop" };
+export type ToWorker = { type: "run"; id: number; job: TrainJob } | { type: "interrupt" } | { type: "stop" };
 export type FromWorker =
+  | { type: "start"; id: number; start: RunStart }
   | { type: "batch"; id: number; progress: BatchProgress }
   | { type: "epoch"; id: number; record: EpochRecord }
   | { type: "done"; id: number; history: EpochRecord[]; resumedAfter?: number }
+  | { type: "interrupted"; id: number; stops: StopPoint[] }
   | { type: "error"; id: number; message: string };
 
 /**
@@ -40,37 +43,46 @@ const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
 /**
  * Train `jobs` on `workers` child processes, handing each child the next job when it is free;
  * results come back in the order of `jobs`. If a run fails, the others are stopped (their last
- * checkpoints stay: the same call again resumes them) and the first error is thrown.
+ * checkpoints stay: the same call again resumes them) and the first error is thrown. When `signal`
+ * fires, every child stops after its current batch and Interrupted says where each one stopped.
  */
 export async function trainInWorkers(
   jobs: readonly TrainJob[],
-  opts: { workers: number; callbacksFor?: (index: number) => TrainCallbacks },
+  opts: { workers: number; callbacksFor?: (index: number) => TrainCallbacks; signal?: AbortSignal },
 ): Promise<JobResult[]> {
   const results: JobResult[] = new Array(jobs.length);
   const children: ChildProcess[] = [];
+  const stops: StopPoint[] = [];
   let next = 0;
   let failure: Error | undefined;
+  const interrupt = () => children.forEach((child) => child.connected && child.send({ type: "interrupt" } satisfies ToWorker));
+  opts.signal?.addEventListener("abort", interrupt, { once: true });
 
   const runOn = (child: ChildProcess): Promise<void> =>
     new Promise((resolve, reject) => {
       const take = () => {
-        if (failure || next >= jobs.length) return resolve();
+        if (failure || opts.signal?.aborted || next >= jobs.length) return resolve();
         const id = next++;
         child.send({ type: "run", id, job: jobs[id] } satisfies ToWorker);
       };
       child.on("message", (m: FromWorker) => {
         const callbacks = opts.callbacksFor?.(m.id);
-        if (m.type === "batch") callbacks?.onBatch?.(m.progress);
+        if (m.type === "start") callbacks?.onStart?.(m.start);
+        else if (m.type === "batch") callbacks?.onBatch?.(m.progress);
         else if (m.type === "epoch") callbacks?.onEpoch?.(m.record);
         else if (m.type === "done") {
           results[m.id] = { history: m.history, resumedAfter: m.resumedAfter };
           take();
+        } else if (m.type === "interrupted") {
+          stops.push(...m.stops);
+          resolve();
         } else {
           failure ??= new Error(m.message);
           reject(failure);
         }
       });
       child.on("exit", (code, signal) => {
+        if (opts.signal?.aborted) return resolve();
         if (next > 0 && !failure && results.filter(Boolean).length < jobs.length && code !== 0)
           reject((failure ??= new Error(`a training worker stopped (${signal ?? `exit code ${code}`}) before its run finished`)));
       });
@@ -84,7 +96,9 @@ export async function trainInWorkers(
       children.push(fork(WORKER, [], { execArgv: process.execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] }));
     }
     await Promise.all(children.map(runOn));
+    if (opts.signal?.aborted) throw new Interrupted(stops);
   } finally {
+    opts.signal?.removeEventListener("abort", interrupt);
     for (const child of children) if (child.connected) child.send({ type: "stop" } satisfies ToWorker);
     for (const child of children) if (child.exitCode === null && failure) child.kill();
   }
