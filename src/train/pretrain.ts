@@ -11,6 +11,7 @@ import { torchvisionBodyTensors } from "../models/index.ts";
 import { writeSafetensors } from "../models/safetensors.ts";
 import { resolveTrainConfig, type TrainConfig } from "./config.ts";
 import { train, type EpochRecord, type TrainCallbacks } from "./learner.ts";
+import { trainingStop } from "./interrupt.ts";
 import type { Preset } from "./presets.ts";
 import type { RunInfo } from "./run-log.ts";
 
@@ -35,11 +36,17 @@ export interface PretrainedBody {
  * Train the network (without the final BN) on the pretraining set and save its body. A finished
  * body is reused; an interrupted pretraining resumes from its checkpoint like any run.
  */
-export async function pretrainBody(o: PretrainOptions, io: { info: RunInfo; callbacks?: TrainCallbacks }): Promise<PretrainedBody> {
+export async function pretrainBody(
+  o: PretrainOptions,
+  io: { info: RunInfo; callbacks?: TrainCallbacks; signal?: AbortSignal },
+): Promise<PretrainedBody> {
   const { runDir, ...rest } = o;
   const config = resolveTrainConfig({ ...rest, finalBN: false });
   const file = path.join(runDir, BODY_FILE);
-  const result = await train(config, { runDir, info: io.info, callbacks: io.callbacks });
+  const stop = io.signal ? undefined : trainingStop();
+  const result = await train(config, { runDir, info: io.info, callbacks: io.callbacks, signal: io.signal ?? stop!.signal }).finally(() =>
+    stop?.release(),
+  );
   try {
     if (!(await access(file).then(() => true, () => false))) {
       const metadata = { format: "pt", source: "finalbn pretrainBody", config: JSON.stringify(config) };
@@ -71,7 +78,7 @@ export interface OtherLeavesOptions {
  */
 export async function pretrainOnOtherLeaves(
   o: OtherLeavesOptions,
-  io: { info: RunInfo; callbacks?: TrainCallbacks; log?: (line: string) => void },
+  io: { info: RunInfo; callbacks?: TrainCallbacks; log?: (line: string) => void; signal?: AbortSignal },
 ): Promise<PretrainedBody> {
   const p = o.pretrain;
   const other = await prepareSplit({
