@@ -73,6 +73,28 @@ export function defaultOutDir(config: TrainConfig, runsDir = "runs"): string {
   return path.join(runsDir, `${path.basename(config.manifest, ".json")}-${config.arch}-${config.head}-${hash}`);
 }
 
+export interface PlannedRun {
+  config: TrainConfig;
+  label: string;
+  runDir: string;
+}
+
+/** The runs of an experiment, in the order they are trained, and its output folder. */
+export function planRuns(opts: ExperimentOptions): { base: TrainConfig; outDir: string; planned: PlannedRun[] } {
+  const { seeds, finalBN, outDir: givenOut, title: _t, ...rest } = opts;
+  const base = resolveTrainConfig({ ...rest, finalBN: true, seed: seeds[0] });
+  const outDir = givenOut ?? defaultOutDir(base, base.runsDir);
+  // Seed-major order, so that on two workers both variants of a seed train side by side.
+  const planned = seeds.flatMap((seed) =>
+    finalBNVariants(finalBN).map((withBN) => {
+      const config = resolveTrainConfig({ ...rest, finalBN: withBN, seed });
+      const label = variantName(config);
+      return { config, label, runDir: path.join(outDir, label) };
+    }),
+  );
+  return { base, outDir, planned };
+}
+
 export async function runExperiment(
   opts: ExperimentOptions,
   io: {
@@ -87,17 +109,8 @@ export async function runExperiment(
 ): Promise<ExperimentResult> {
   const log = io.log ?? console.log;
   if (!opts.seeds.length) throw new Error("at least one seed is needed");
-  const { seeds, finalBN, outDir: givenOut, title, ...rest } = opts;
-  const base = resolveTrainConfig({ ...rest, finalBN: true, seed: seeds[0] });
-  const outDir = givenOut ?? defaultOutDir(base, base.runsDir);
-  // Seed-major order, so that on two workers both variants of a seed train side by side.
-  const planned = seeds.flatMap((seed) =>
-    finalBNVariants(finalBN).map((withBN) => {
-      const config = resolveTrainConfig({ ...rest, finalBN: withBN, seed });
-      const label = variantName(config);
-      return { config, label, runDir: path.join(outDir, label) };
-    }),
-  );
+  const { title } = opts;
+  const { base, outDir, planned } = planRuns(opts);
   const results: JobResult[] = [];
   const stop = io.signal ? undefined : trainingStop();
   const signal = io.signal ?? stop!.signal;

@@ -1,12 +1,21 @@
 // Progress for long training runs: a line rewritten per batch on a terminal, a line per epoch
 // in a log file, and an updating HTML block in a notebook (anything with an html() method, such
 // as tslab's newDisplay()).
-import type { BatchProgress, EpochRecord, TrainCallbacks } from "./learner.ts";
+import type { BatchProgress, EpochRecord, RunStart, TrainCallbacks } from "./learner.ts";
 
 const fmt = (x: number, d = 4) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 
 export function batchLine(label: string, p: BatchProgress): string {
   return `${label} epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches} loss ${fmt(p.loss)} lr ${p.lr.toExponential(1)} ${p.imagesPerSec.toFixed(1)} img/s`;
+}
+
+/** How a run begins: afresh (nothing to say), resumed from its checkpoint, or reused whole. */
+export function startLine(label: string, s: RunStart): string | undefined {
+  const done = s.history.length;
+  if (!done) return undefined;
+  return done >= s.epochs
+    ? `${label}: reused, all ${s.epochs} epochs were trained earlier (delete its folder to train it again)`
+    : `${label}: resuming after epoch ${done} of ${s.epochs}`;
 }
 
 export function epochLine(label: string, r: EpochRecord): string {
@@ -31,6 +40,10 @@ export function terminalProgressBoard(stream: NodeJS.WriteStream = process.stder
     stream.write(`\r\x1b[K${line.slice(0, Math.max(20, (stream.columns ?? 120) - 1))}`);
   };
   return (label) => ({
+    onStart: (s) => {
+      const line = startLine(label, s);
+      if (line) stream.write(`${tty ? "\r\x1b[K" : ""}${line}\n`);
+    },
     onBatch: (p) => {
       if (!tty) return;
       active.set(label, p);
@@ -56,6 +69,11 @@ export function displayProgress(label: string, display: { html(s: string): void 
   const render = () =>
     display.html(`<pre style="margin:0">${[...epochs, current].filter(Boolean).map(escapeHtml).join("\n")}</pre>`);
   return {
+    onStart: (s) => {
+      epochs.push(...s.history.map((r) => epochLine(label, r)));
+      current = startLine(label, s) ?? "";
+      render();
+    },
     onBatch: (p) => {
       current = batchLine(label, p);
       if (p.batch % every === 0 || p.batch === p.batches) render();
@@ -71,6 +89,7 @@ export function displayProgress(label: string, display: { html(s: string): void 
 /** Run several callback sets as one. */
 export function combineCallbacks(...all: TrainCallbacks[]): TrainCallbacks {
   return {
+    onStart: (s) => all.forEach((c) => c.onStart?.(s)),
     onBatch: (p) => all.forEach((c) => c.onBatch?.(p)),
     onEpoch: (r) => all.forEach((c) => c.onEpoch?.(r)),
     stopAfterEpoch: all.find((c) => c.stopAfterEpoch !== undefined)?.stopAfterEpoch,

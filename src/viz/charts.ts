@@ -63,8 +63,12 @@ const METRIC_TITLES: Record<Metric, string> = {
   recall: "minority recall (test)",
 };
 
-/** One metric per epoch, a line per run. */
-export function curveFigure(runs: readonly VariantRun[], metric: Metric): Figure {
+/**
+ * One metric per epoch, a line per run. Given `epochs`, the axes are those of the whole training
+ * from the first frame (epochs 1..n; F1 from 0 to 1), so a live chart does not start as empty axes
+ * from -1 to 6 and then jump; runs without points yet still get their legend entry.
+ */
+export function curveFigure(runs: readonly VariantRun[], metric: Metric, opts: { epochs?: number } = {}): Figure {
   const shown = new Set<boolean>();
   const data = runs.map((run) => {
     const trace = {
@@ -83,13 +87,16 @@ export function curveFigure(runs: readonly VariantRun[], metric: Metric): Figure
     shown.add(run.finalBN);
     return trace;
   });
+  const points = runs.some((run) => run.history.length > 0);
+  const bounded = metric !== "trainLoss" && metric !== "testLoss";
   return {
     data,
     layout: {
       title: { text: `${METRIC_TITLES[metric]} per epoch` },
-      xaxis: { title: { text: "epoch" }, dtick: 1 },
-      yaxis: { title: { text: METRIC_TITLES[metric] } },
+      xaxis: { title: { text: "epoch" }, dtick: 1, ...(opts.epochs ? { range: [0.5, opts.epochs + 0.5] } : {}) },
+      yaxis: { title: { text: METRIC_TITLES[metric] }, ...(bounded ? { range: [-0.02, 1.02] } : points ? {} : { range: [0, 1] }) },
       legend: { orientation: "h", y: -0.25 },
+      showlegend: true,
       margin: { t: 50, r: 20, b: 60, l: 60 },
       height: 340,
     },

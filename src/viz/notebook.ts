@@ -12,7 +12,9 @@ import { curveFigure, type Figure } from "./charts.ts";
 import { figureHtml, plotlyScript } from "./report.ts";
 import { combineCallbacks, displayProgress, escapeHtml } from "../train/progress.ts";
 import type { EpochRecord, TrainCallbacks } from "../train/learner.ts";
-import type { VariantRun } from "../train/experiment.ts";
+import { planRuns, runExperiment, type ExperimentOptions, type ExperimentResult, type VariantRun } from "../train/experiment.ts";
+import { defaultWorkers } from "../train/pool.ts";
+import type { RunInfo } from "../train/run-log.ts";
 
 /** MIME type -> content (strings; binary content as base64). */
 export type MimeBundle = Record<string, unknown>;
@@ -219,27 +221,40 @@ export function parseVariantLabel(label: string): { finalBN: boolean; seed: numb
 
 /**
  * Live training output for runExperiment: charts of minority F1, train loss and test loss that
- * gain a point per epoch (shown first, above everything), then a progress block per run.
- * finish() redraws the charts from the experiment's runs, which also covers runs that were
- * reused from an earlier session (they train no epochs, so they send none).
+ * gain a point per epoch (shown first, above everything), then a progress block per run. Given
+ * the experiment's options, the charts have their axes and legend from the first frame. Runs
+ * reused or resumed from an earlier session are drawn as soon as they are found (onStart).
+ * finish() redraws the charts from the experiment's runs.
  *
- *   const live = liveTraining();
+ *   const live = liveTraining({ plan: options });
  *   const experiment = await runExperiment(options, { info, callbacksFor: live.callbacksFor });
  *   live.finish(experiment.runs);
  */
-export function liveTraining(opts: { everyBatches?: number } = {}): {
+export function liveTraining(opts: { everyBatches?: number; plan?: ExperimentOptions } = {}): {
   callbacksFor: (label: string) => TrainCallbacks;
   finish: (runs: readonly VariantRun[]) => void;
 } {
-  let runs: VariantRun[] = [];
+  const epochs = opts.plan ? planRuns(opts.plan).base.epochs : undefined;
+  // Every planned run is on the charts (and in the legend) before it has a point.
+  let runs: VariantRun[] = opts.plan
+    ? planRuns(opts.plan).planned.map((p) => ({ label: p.label, finalBN: p.config.finalBN, seed: p.config.seed, runDir: p.runDir, history: [] }))
+    : [];
   const charts = (["f1", "trainLoss", "testLoss"] as const).map((metric) => ({ metric, chart: liveFigure() }));
-  const redraw = () => charts.forEach(({ metric, chart }) => chart.update(curveFigure(runs, metric)));
+  const redraw = () => charts.forEach(({ metric, chart }) => chart.update(curveFigure(runs, metric, { epochs })));
   redraw();
+  const runFor = (label: string): VariantRun => {
+    let run = runs.find((r) => r.label === label);
+    if (!run) runs.push((run = { label, ...parseVariantLabel(label), runDir: "", history: [] as EpochRecord[] }));
+    return run;
+  };
   return {
     callbacksFor: (label) => {
-      const run: VariantRun = { label, ...parseVariantLabel(label), runDir: "", history: [] as EpochRecord[] };
-      runs.push(run);
+      const run = runFor(label);
       const charted: TrainCallbacks = {
+        onStart: (s) => {
+          run.history = [...s.history];
+          if (s.history.length) redraw();
+        },
         onEpoch: (r) => {
           run.history.push(r);
           redraw();
@@ -252,6 +267,26 @@ export function liveTraining(opts: { everyBatches?: number } = {}): {
       redraw();
     },
   };
+}
+
+/**
+ * Train an experiment in the notebook, watching it: live charts and a progress block per run
+ * (liveTraining), one run per core on the cpu backend. Kernel → Interrupt stops it after the
+ * current batch; running the cell again resumes.
+ */
+export async function trainLive(
+  options: ExperimentOptions,
+  io: { info: RunInfo; workers?: number; log?: (line: string) => void },
+): Promise<ExperimentResult> {
+  const live = liveTraining({ plan: options });
+  const experiment = await runExperiment(options, {
+    info: io.info,
+    callbacksFor: live.callbacksFor,
+    workers: io.workers ?? defaultWorkers(io.info.backend),
+    log: io.log,
+  });
+  live.finish(experiment.runs);
+  return experiment;
 }
 
 /** Plain text of a small HTML fragment (tags dropped, entities decoded), for text/plain. */
