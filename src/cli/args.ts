@@ -1,5 +1,6 @@
 // The one place every command line parses its flags: a wrong or missing flag becomes a
 // one-line error and exit code 2, never a stack trace.
+import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 export interface FlagSpec {
@@ -39,7 +40,7 @@ export function parseFlags<S extends Record<string, FlagSpec>>(
   for (const [name, s] of Object.entries(spec)) options[name] = { type: s.type };
   let values: Record<string, unknown>;
   try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: joinNegativeValues(argv, spec), options, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new UsageError(`${(err as Error).message.split("\n")[0]} (see --help)`);
   }
@@ -56,15 +57,42 @@ export function parseFlags<S extends Record<string, FlagSpec>>(
   return out as Flags<S>;
 }
 
+/**
+ * parseArgs takes the "-1" in `--seed -1` for a flag and fails with "argument is ambiguous".
+ * Join such a value to its flag (`--seed=-1`) so that the flag's own check can say what is wrong.
+ */
+function joinNegativeValues(argv: string[], spec: Record<string, FlagSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const next = argv[i + 1];
+    const name = flag.startsWith("--") && !flag.includes("=") ? flag.slice(2) : undefined;
+    if (name && Object.hasOwn(spec, name) && spec[name].type === "string" && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${flag}=${next}`);
+      i++;
+    } else out.push(flag);
+  }
+  return out;
+}
+
 /** Parse a flag as a number within bounds, or throw a UsageError naming the flag. */
 export function numberFlag(name: string, value: string | undefined, opts: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || (opts.integer && !Number.isInteger(n)))
     throw new UsageError(`--${name} must be ${opts.integer ? "an integer" : "a number"}, got "${value}"`);
-  if (opts.min !== undefined && n < opts.min) throw new UsageError(`--${name} must be at least ${opts.min}, got ${n}`);
-  if (opts.max !== undefined && n > opts.max) throw new UsageError(`--${name} must be at most ${opts.max}, got ${n}`);
+  if (opts.min !== undefined && n < opts.min) throw new UsageError(`--${name} must be ≥ ${opts.min}, got ${n}`);
+  if (opts.max !== undefined && n > opts.max) throw new UsageError(`--${name} must be ≤ ${opts.max}, got ${n}`);
   return n;
+}
+
+/** A path flag that must name an existing file (or folder): a UsageError naming the flag otherwise. */
+export function existingPath(name: string, value: string, kind: "file" | "folder"): string {
+  const st = statSync(value, { throwIfNoEntry: false });
+  if (!st) throw new UsageError(`--${name} ${value} does not exist`);
+  if (kind === "folder" && !st.isDirectory()) throw new UsageError(`--${name} ${value} is not a folder`);
+  if (kind === "file" && !st.isFile()) throw new UsageError(`--${name} ${value} is not a file`);
+  return value;
 }
 
 /**
