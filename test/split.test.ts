@@ -183,3 +183,54 @@ test("split CLI: --help exits 0; a missing or bad flag exits 2 with one line", a
   assert.equal(ratio.stderr.trim().split("\n").length, 1);
   assert.doesNotMatch(ratio.stderr, /\n\s+at /);
 });
+
+/** Run the split command; the outcome, never a throw. */
+function splitCli(...args: string[]) {
+  return run(process.execPath, ["--import", "tsx", "src/cli/split.ts", ...args], { cwd: REPO }).then(
+    (r) => ({ code: 0, ...r }),
+    (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
+  );
+}
+
+test("an impossible --ratio says the largest possible one; --test-per-class 0 is refused; neither writes a manifest", async (t) => {
+  if (!existsSync(SHARED)) return t.skip(`shared data not found at ${SHARED}`);
+  const dir = await mkdtemp(path.join(os.tmpdir(), "finalbn-split-cli-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const out = path.join(dir, "m.json");
+  const [ratio, noTest] = await Promise.all([
+    splitCli("--data", SHARED, "--crop", "Pepper", "--ratio", "100000:1", "--out", out),
+    splitCli("--data", SHARED, "--crop", "Pepper", "--test-per-class", "0", "--out", out),
+  ]);
+  assert.equal(ratio.code, 2);
+  assert.equal(
+    ratio.stderr,
+    "error: Pepper, bell: ratio 100000:1 is impossible: it needs at least 100000 healthy training images for one " +
+      "diseased (Bacterial spot) image, but only 1279 are left after the test set; the largest possible ratio is 1279:1\n",
+  );
+  assert.equal(noTest.code, 2);
+  assert.equal(noTest.stderr, "error: --test-per-class must be ≥ 1, got 0\n");
+  assert.ok(!existsSync(out), "no manifest is written");
+  // The largest possible ratio it names does build.
+  assert.equal(makeSplit(PEPPER, { crop: "Pepper", ratio: [1279, 1] }).settings.trainMinority, 1);
+  assert.throws(() => makeSplit(PEPPER, { crop: "Pepper", testPerClass: 0 }), /testPerClass must be a whole number of at least 1/);
+  assert.throws(() => makeSplit(PEPPER, { crop: "Pepper", ratio: [99, 1], trainMajority: 50 }), /trainMajority is 50; the largest possible ratio is 50:1/);
+});
+
+test("split --out onto an existing manifest is refused without --force", async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "finalbn-split-force-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  for (const folder of ["Synthetic_leaf___healthy", "Synthetic_leaf___Lesion_spot"]) {
+    await mkdir(path.join(dir, "data", folder), { recursive: true });
+    for (let i = 0; i < 12; i++) await writeFile(path.join(dir, "data", folder, `leaf${i}.png`), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, i]));
+  }
+  const out = path.join(dir, "committed.json");
+  await writeFile(out, "the committed manifest\n");
+  const args = ["--data", path.join(dir, "data"), "--crop", "Synthetic", "--ratio", "4:1", "--test-per-class", "2", "--out", out];
+  const refused = await splitCli(...args);
+  assert.equal(refused.code, 2);
+  assert.equal(refused.stderr, `error: --out ${out} already exists; pass --force to replace it, or choose another file\n`);
+  assert.equal(await readFile(out, "utf8"), "the committed manifest\n", "left as it was");
+  const forced = await splitCli(...args, "--force");
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(JSON.parse(await readFile(out, "utf8")).settings.trainMajority, 10);
+});

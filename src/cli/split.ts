@@ -1,9 +1,10 @@
 // npm run split -- --data DIR --crop Pepper --ratio 99:1 --seed 1 --out data-manifests/FILE.json
 // Index a PlantVillage folder, choose an imbalanced split of one crop, hash the chosen files and
-// write the manifest. Without --out it only prints what it would choose.
+// write the manifest. Without --out it only prints what it would choose; an existing manifest is
+// only replaced with --force (committed manifests define the published splits).
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { numberFlag, parseFlags, runCli, UsageError } from "./args.ts";
+import { existingPath, numberFlag, parseFlags, runCli, UsageError } from "./args.ts";
 import { classInfo } from "../data/classes.ts";
 import { indexDataset } from "../data/index.ts";
 import { hashSplit, makeSplit, splitCounts, type SplitOptions } from "../data/split.ts";
@@ -21,6 +22,7 @@ const SPEC = {
   "val-per-class": { type: "string", help: "majority images in validation; minority follows the ratio", default: "0" },
   "train-majority": { type: "string", help: "majority images in training (default: all that are left)" },
   out: { type: "string", help: "manifest to write, e.g. data-manifests/pepper.json (omit for a dry run)" },
+  force: { type: "boolean", help: "replace the --out manifest if it exists" },
 } as const;
 
 function parseRatio(text: string): [number, number] {
@@ -39,7 +41,9 @@ function describe(s: SplitSettings): string {
 
 runCli(async () => {
   const flags = parseFlags("split", "Choose an imbalanced train/val/test split of one crop and write its manifest.", SPEC);
-  if (!existsSync(flags.data)) throw new UsageError(`--data ${flags.data} does not exist`);
+  existingPath("data", flags.data, "folder");
+  if (flags.out && existsSync(flags.out) && !flags.force)
+    throw new UsageError(`--out ${flags.out} already exists; pass --force to replace it, or choose another file`);
   if (flags.minority !== "diseased" && flags.minority !== "healthy")
     throw new UsageError(`--minority must be diseased or healthy, got "${flags.minority}"`);
   const options: SplitOptions = {
@@ -48,7 +52,7 @@ runCli(async () => {
     minority: flags.minority,
     disease: flags.disease,
     seed: numberFlag("seed", flags.seed, { integer: true, min: 0, max: 2 ** 32 - 1 }),
-    testPerClass: numberFlag("test-per-class", flags["test-per-class"], { integer: true, min: 0 }),
+    testPerClass: numberFlag("test-per-class", flags["test-per-class"], { integer: true, min: 1 }),
     valPerClass: numberFlag("val-per-class", flags["val-per-class"], { integer: true, min: 0 }),
     trainMajority: numberFlag("train-majority", flags["train-majority"], { integer: true, min: 1 }),
   };

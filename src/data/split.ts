@@ -121,7 +121,7 @@ export function makeSplit(index: DatasetIndex, options: SplitOptions): Split {
   const testPerClass = count(
     "testPerClass",
     options.testPerClass ?? Math.max(1, Math.floor(0.2 * Math.min(pool.healthy.length, pool.diseased.length))),
-    0,
+    1, // no test images would be a manifest that no experiment can score
   );
   const valPerClass = count("valPerClass", options.valPerClass ?? 0, 0);
   const valMinority = valPerClass > 0 ? minorityFor(valPerClass, ratio) : 0;
@@ -146,6 +146,15 @@ export function makeSplit(index: DatasetIndex, options: SplitOptions): Split {
       const parts = [`test ${testPerClass}`, ...(val ? [`val ${val}`] : []), `train ${train}`].join(", ");
       throw new Error(`${crop}: need ${total} ${label[kind]} images for the ${side} side (${parts}), but only ${pool[kind].length} exist`);
     }
+  }
+  // Fewer than a:b majority images per minority image would round up to one minority image and
+  // quietly build another ratio (100000:1 built as 1279:1): say what the data allows instead.
+  if (trainMajority * b < a) {
+    const why = options.trainMajority === undefined ? `only ${trainMajority} are left after the test${valPerClass ? " and validation" : ""} set` : `trainMajority is ${trainMajority}`;
+    throw new Error(
+      `${crop}: ratio ${a}:${b} is impossible: it needs at least ${Math.ceil(a / b)} ${label[majorityKind]} training images ` +
+        `for one ${label[minorityKind]} image, but ${why}; the largest possible ratio is ${trainMajority}:1`,
+    );
   }
 
   const images: SplitImage[] = [];
