@@ -9,6 +9,7 @@ import {
   IMAGENET_MEAN,
   IMAGENET_STD,
   cachePath,
+  decodeProblem,
   defaultCacheDir,
   denormalize,
   flipHorizontal,
@@ -251,5 +252,26 @@ describe("loadImage and pixels", { skip: NO_DATA }, () => {
       if (saved === undefined) delete process.env.FINALBN_CACHE;
       else process.env.FINALBN_CACHE = saved;
     }
+  });
+});
+
+describe("broken image files", { skip: NO_DATA }, () => {
+  test("a truncated JPEG and a decompression-bomb PNG are refused, named, and never cached", async () => {
+    const [photo] = await firstFiles("Pepper__bell___healthy", 1);
+    const truncated = path.join(tmp, "truncated.JPG");
+    await writeFile(truncated, (await readFile(photo)).subarray(0, 6000)); // a copy cut short
+    // Under half a megabyte on disk, 12000 x 12000 pixels declared: 432 MB once decoded.
+    const bomb = path.join(tmp, "bomb.png");
+    await sharp({ create: { width: 12000, height: 12000, channels: 3, background: "#3a7d2c" } }).png({ compressionLevel: 9 }).toFile(bomb);
+    assert.ok((await stat(bomb)).size < 500_000);
+
+    assert.equal(await decodeProblem(await readFile(photo)), undefined);
+    assert.match((await decodeProblem(await readFile(truncated)))!, /premature end of JPEG/);
+    assert.equal(await decodeProblem(await readFile(bomb)), "a decompression bomb: it declares 12000x12000 pixels, more than the 100 million allowed");
+
+    const cacheDir = freshCache();
+    await assert.rejects(loadPixels(truncated, SIZE, { cacheDir }), { message: new RegExp(`^cannot decode ${truncated}: .*premature end of JPEG`) });
+    await assert.rejects(loadPixels(bomb, SIZE, { cacheDir }), { message: `cannot decode ${bomb}: a decompression bomb: it declares 12000x12000 pixels, more than the 100 million allowed` });
+    assert.ok(!existsSync(cacheDir), "nothing is cached for a file that does not decode");
   });
 });

@@ -61,25 +61,56 @@ export function cachePath(cacheDir: string, sha256: string, size: number): strin
 
 
 /**
+ * The most pixels an input image may declare. PlantVillage photos have 65 536 and camera photos
+ * a few dozen million; a file declaring more is a decompression bomb (a few kilobytes that would
+ * decode to gigabytes) and is refused from its header, before any decoding.
+ */
+export const MAX_IMAGE_PIXELS = 100_000_000;
+
+/** sharp's input options for every decode: the pixel limit, and a truncated or corrupt file is an error, not grey pixels. */
+const SHARP_INPUT = { limitInputPixels: MAX_IMAGE_PIXELS, failOn: "warning" } as const;
+
+/**
  * Decode an image (PNG, JPEG, anything sharp reads) to size x size RGB bytes, row-major HWC.
  * EXIF rotation is applied and alpha is dropped. Non-square images are scaled to cover the
  * square and centre-cropped (no distortion); for square input this is a plain resize.
  */
 export async function decodeImage(input: Uint8Array, size: number, name = "image"): Promise<Uint8Array> {
   try {
-    const { data, info } = await sharp(input)
-      .rotate()
-      .removeAlpha()
-      .toColourspace("srgb")
-      .resize(size, size, { fit: "cover", position: "centre" })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || data.length !== size * size * 3)
-      throw new Error(`got ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`);
-    return new Uint8Array(data.buffer, data.byteOffset, data.length);
+    return await decodePixels(input, size);
   } catch (err) {
-    throw new Error(`cannot decode ${name}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`cannot decode ${name}: ${await decodeFailure(input, err as Error)}`, { cause: err });
   }
+}
+
+/** Why these bytes would not decode for training (truncated, corrupt, too many pixels), or undefined when they do. */
+export async function decodeProblem(input: Uint8Array): Promise<string | undefined> {
+  // A small size reads every byte of the file all the same.
+  return decodePixels(input, 32).then(
+    () => undefined,
+    (err: Error) => decodeFailure(input, err),
+  );
+}
+
+async function decodePixels(input: Uint8Array, size: number): Promise<Uint8Array> {
+  const { data, info } = await sharp(input, SHARP_INPUT)
+    .rotate()
+    .removeAlpha()
+    .toColourspace("srgb")
+    .resize(size, size, { fit: "cover", position: "centre" })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3 || data.length !== size * size * 3)
+    throw new Error(`got ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`);
+  return new Uint8Array(data.buffer, data.byteOffset, data.length);
+}
+
+/** Why sharp refused an image, in words: the pixel limit's message does not say how big the image claims to be. */
+async function decodeFailure(input: Uint8Array, err: Error): Promise<string> {
+  if (!/pixel limit/i.test(err.message)) return err.message;
+  const { width, height } = await sharp(input, { limitInputPixels: false }).metadata().catch(() => ({ width: undefined, height: undefined }));
+  const declared = width && height ? `${width}x${height} pixels` : "too many pixels";
+  return `a decompression bomb: it declares ${declared}, more than the ${MAX_IMAGE_PIXELS / 1e6} million allowed`;
 }
 
 async function readSource(file: string): Promise<Buffer> {
