@@ -4,7 +4,7 @@
 // seeds (one worker process per core), print per-seed F1, the paired difference with its 95%
 // interval and the verdict, and write the HTML report.
 import path from "node:path";
-import { numberFlag, parseFlags, runCli } from "./args.ts";
+import { numberFlag, parseFlags, runCli, UsageError } from "./args.ts";
 import { prepareSplit } from "../data/prepare.ts";
 import { runExperiment, summaryTable } from "../train/experiment.ts";
 import { defaultWorkers } from "../train/pool.ts";
@@ -14,6 +14,7 @@ import { terminalProgressBoard } from "../train/progress.ts";
 import { verdict } from "../train/stats.ts";
 import { writeExperimentReport } from "../viz/report.ts";
 import { startRun } from "./start-run.ts";
+import { BACKEND_CHOICES } from "../backends/index.ts";
 
 const C = CLASSROOM;
 const spec = {
@@ -32,6 +33,8 @@ runCli(async () => {
   const seeds = f.seeds!.split(",").map((s) => numberFlag("seeds", s.trim(), { integer: true, min: 0 })!);
   const splitSeed = numberFlag("split-seed", f["split-seed"], { integer: true, min: 0 })!;
   const workersFlag = numberFlag("workers", f.workers, { integer: true, min: 1 });
+  const backend = BACKEND_CHOICES.find((b) => b === f.backend);
+  if (!backend) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(", ")}, got "${f.backend}"`);
   const out = path.join(f.out!, `split${splitSeed}`);
   const started = performance.now();
   const log = console.log;
@@ -52,7 +55,7 @@ runCli(async () => {
   const { train, test } = split.counts;
   log(`split 99:1 (seed ${splitSeed}): train ${train.majority} healthy + ${train.minority} diseased, test ${test.majority} + ${test.minority}`);
 
-  const info = await startRun(f.backend as "auto");
+  const info = await startRun(backend);
   const workers = workersFlag ?? defaultWorkers(info.backend);
   const progress = terminalProgressBoard();
 

@@ -1,8 +1,12 @@
 // npm run experiment: train a network with and without the final BN for several seeds on one
 // manifest, print the summary table (per variant and paired by seed) and the verdict, and write
 // runs/<...>/report.html.
-import { numberFlag, parseFlags, runCli, UsageError } from "./args.ts";
+import { existingPath, numberFlag, parseFlags, runCli, UsageError } from "./args.ts";
 import { runExperiment, summaryTable, type FinalBNChoice } from "../train/experiment.ts";
+import { resolveTrainConfig } from "../train/config.ts";
+import { decodeRunData, loadRunData } from "../train/data.ts";
+import { readManifest } from "../data/manifest.ts";
+import { readSafetensorsHeader } from "../models/safetensors.ts";
 import { verdict } from "../train/stats.ts";
 import { writeExperimentReport } from "../viz/report.ts";
 import { defaultWorkers } from "../train/pool.ts";
@@ -59,8 +63,38 @@ function parseExperimentFlags(argv?: string[]) {
   };
 }
 
+/**
+ * Every check a flag's value allows, before the backend starts (which takes seconds): the files
+ * exist, the manifest parses, the weights are safetensors, the settings make a training config.
+ */
+async function checkFlagValues(o: ReturnType<typeof parseExperimentFlags>): Promise<void> {
+  existingPath("data", o.data, "folder");
+  existingPath("manifest", o.manifest, "file");
+  await readManifest(o.manifest).catch((err: Error) => {
+    throw new UsageError(err.message);
+  });
+  if (o.freezeEpochs > 0 && !o.pretrained) throw new UsageError("--freeze-epochs needs --pretrained (there is no pretrained body to freeze)");
+  if (o.pretrained !== undefined) {
+    existingPath("pretrained", o.pretrained, "file");
+    await readSafetensorsHeader(o.pretrained).catch((err: Error) => {
+      throw new UsageError(`--pretrained: ${err.message}`);
+    });
+  }
+  const { backend: _b, workers: _w, seeds, finalBN: _f, outDir: _o, ...settings } = o;
+  try {
+    resolveTrainConfig({ ...settings, seed: seeds[0] });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 runCli(async () => {
-  const { backend, workers, ...options } = parseExperimentFlags();
+  const flags = parseExperimentFlags();
+  await checkFlagValues(flags);
+  const { backend, workers, ...options } = flags;
+  // Every image there and decodable, all listed at once, before the backend starts; this also
+  // fills the pixel cache that training reads.
+  await decodeRunData(await loadRunData(options.manifest, options.data), { size: options.size });
   const info = await startRun(backend);
   const result = await runExperiment(options, { info, callbacksFor: terminalProgressBoard(), workers: workers ?? defaultWorkers(info.backend) });
   const reportFile = await writeExperimentReport(result);

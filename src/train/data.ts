@@ -3,7 +3,7 @@
 import { access } from "node:fs/promises";
 import { readManifest } from "../data/manifest.ts";
 import { findClassFolders, resolveImagePath, mapLimit } from "../data/index.ts";
-import type { ImageItem } from "../data/images.ts";
+import { loadPixels, type ImageItem } from "../data/images.ts";
 import type { Manifest, SplitName } from "../data/types.ts";
 
 export const CLASS_NAMES = ["majority", "minority"] as const;
@@ -30,11 +30,33 @@ export async function loadRunData(manifestFile: string, dataDir: string): Promis
   ).filter((p): p is string => p !== undefined);
   if (missing.length)
     throw new Error(
-      `${missing.length} of ${items.length} images of ${manifestFile} are missing under ${dataDir} (first: ${missing[0]}); ` +
-        `run npm run data:verify -- --manifest ${manifestFile} --data ${dataDir}`,
+      `${missing.length} of ${items.length} images of ${manifestFile} are missing under ${dataDir}:\n` +
+        missing.map((p) => `  ${p}\n`).join("") +
+        `run npm run data:fetch -- --manifest ${manifestFile} --out ${dataDir} to download them, or check --data`,
     );
   const of = (split: SplitName) => items.filter((i) => i.split === split).map((i) => i.item);
   const data = { manifest, train: of("train"), val: of("val"), test: of("test") };
   if (!data.train.length || !data.test.length) throw new Error(`${manifestFile} has no training or no test images`);
   return data;
+}
+
+/**
+ * Decode every image of a run into the pixel cache, and fail listing every file that does not
+ * decode (truncated, corrupt, a decompression bomb): one attempt finds them all, before any
+ * training starts. Cached images are not read again, so a second call costs next to nothing.
+ */
+export async function decodeRunData(data: RunData, opts: { size: number; cacheDir?: string; concurrency?: number }): Promise<void> {
+  const items = [...data.train, ...data.val, ...data.test];
+  const failures = await mapLimit(items, opts.concurrency ?? 4, (item) =>
+    loadPixels(item.path, opts.size, { cacheDir: opts.cacheDir, sha256: item.sha256 }).then(
+      () => undefined,
+      (err: Error) => err.message,
+    ),
+  );
+  const bad = failures.filter((f): f is string => f !== undefined);
+  if (bad.length)
+    throw new Error(
+      `${bad.length} of ${items.length} images cannot be used for training; replace or remove them (and rebuild the split):\n` +
+        bad.map((m) => `  ${m}`).join("\n"),
+    );
 }
