@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -17,7 +17,8 @@ import { makeRng } from "../src/data/rng.ts";
 import { downloadWeights } from "../src/models/download.ts";
 import { buildModel, loadTorchvisionWeights, torchvisionBodyTensors } from "../src/models/index.ts";
 import { hwioToOihw, oihwToHwio } from "../src/models/torchvision.ts";
-import { f16ToNumber, numberToBF16, numberToF16, parseSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from "../src/models/safetensors.ts";
+import { f16ToNumber, numberToBF16, numberToF16, parseSafetensors, readSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from "../src/models/safetensors.ts";
+import { CHECKPOINT_FILE, loadCheckpoint } from "../src/train/checkpoint.ts";
 
 // ---------- the file format ----------
 
@@ -67,6 +68,31 @@ test("broken files are rejected with a message that names the problem", () => {
   const lying = new Uint8Array(good);
   new DataView(lying.buffer).setBigUint64(0, 1n << 40n, true);
   assert.throws(() => parseSafetensors(lying), /header length/);
+});
+
+test("a truncated checkpoint names its file and what to do; the file is left as it was", async () => {
+  const runDir = await mkdtemp(path.join(os.tmpdir(), "finalbn-ckpt-"));
+  try {
+    const whole = writeSafetensors({ "model.0": { shape: [64], data: new Array(64).fill(0.5) } }, { format: "finalbn-checkpoint/1", history: "[]" });
+    const file = path.join(runDir, CHECKPOINT_FILE);
+    // Cut inside the header (a copy or a full disk that stopped early), then inside the data.
+    for (const [cut, problem] of [[40, /header length \d+ exceeds the file's 40 bytes/], [whole.length - 10, /model\.0: data_offsets .* run past the end of the file/]] as const) {
+      const bytes = whole.subarray(0, cut);
+      await writeFile(file, bytes);
+      // The model and optimizer are never reached: the file is checked first.
+      await assert.rejects(loadCheckpoint(runDir, {} as never, {} as never, {} as never), (err: Error) => {
+        assert.ok(err.message.startsWith(`checkpoint ${file} is damaged (`), err.message);
+        assert.match(err.message, problem);
+        assert.match(err.message, /delete it to train this run afresh, or restore it from a copy$/);
+        return true;
+      });
+      assert.deepEqual(await readFile(file), Buffer.from(bytes), "the damaged file is not touched");
+    }
+    // Read as weights (--pretrained), the error names the file too.
+    await assert.rejects(readSafetensors(file), (err: Error) => err.message.startsWith(`${file}: model.0: data_offsets`));
+  } finally {
+    await rm(runDir, { recursive: true, force: true });
+  }
 });
 
 // ---------- PyTorch's computations, written out by hand ----------

@@ -30,7 +30,8 @@ export function parseHeader(bytes: Uint8Array): { headerLength: number; header: 
   if (bytes.length < 8) throw new Error("not a safetensors file: shorter than 8 bytes");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const length = view.getBigUint64(0, true);
-  if (length > BigInt(bytes.length - 8)) throw new Error(`not a safetensors file: header length ${length} exceeds the file`);
+  if (length > BigInt(bytes.length - 8))
+    throw new Error(`truncated or not a safetensors file: header length ${length} exceeds the file's ${bytes.length} bytes`);
   const headerLength = Number(length);
   let header: unknown;
   try {
@@ -66,8 +67,14 @@ export function parseSafetensors(bytes: Uint8Array): SafeTensors {
   return { metadata, tensors };
 }
 
+/** Read and parse a file; an error names the file. */
 export async function readSafetensors(file: string): Promise<SafeTensors> {
-  return parseSafetensors(await readFile(file));
+  const bytes = await readFile(file);
+  try {
+    return parseSafetensors(bytes);
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** IEEE half precision bits to a number. */

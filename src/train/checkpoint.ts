@@ -55,7 +55,7 @@ export async function loadCheckpoint(
 ): Promise<{ history: EpochRecord[] } | undefined> {
   const file = path.join(runDir, CHECKPOINT_FILE);
   if (!(await access(file).then(() => true, () => false))) return undefined;
-  const ckpt = parseSafetensors(new Uint8Array(await readFile(file)));
+  const ckpt = parseCheckpoint(file, await readFile(file));
   const meta = ckpt.metadata;
   if (meta.format !== FORMAT) throw new Error(`${file} is not a finalbn checkpoint`);
   if (meta.identity !== identity(config))
@@ -72,4 +72,16 @@ export async function loadCheckpoint(
   optimizer.stateTensors().forEach((t, i) => restore(`optimizer.${i}`, t));
   optimizer.step = Number(meta.step);
   return { history: JSON.parse(meta.history) as EpochRecord[] };
+}
+
+/** The checkpoint's tensors; a damaged file (a full disk, a copy cut short) says what to do about it. */
+function parseCheckpoint(file: string, bytes: Uint8Array): ReturnType<typeof parseSafetensors> {
+  try {
+    return parseSafetensors(bytes);
+  } catch (err) {
+    throw new Error(
+      `checkpoint ${file} is damaged (${(err as Error).message}); delete it to train this run afresh, or restore it from a copy`,
+      { cause: err },
+    );
+  }
 }
