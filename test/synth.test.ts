@@ -2,14 +2,16 @@
 // The last tests check that the class is NOT visible in the mean colour of an image, and that a
 // small hand-written lesion detector (a dark core inside a yellow halo, on a leaf) does see it.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import sharp from "sharp";
 import { generateLeaf, imageSeed, sampleLeaf, SYNTH_CLASSES, writeSyntheticDataset } from "../src/data/synth.ts";
+import { indexDataset } from "../src/data/index.ts";
 
 const repo = path.resolve(import.meta.dirname, "..");
 
@@ -118,6 +120,38 @@ describe("npm run synth", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /wrote 6 images/);
     assert.equal((await readdir(path.join(out, SYNTH_CLASSES.diseased))).length, 3);
+  });
+
+  test("an interrupted run leaves no half set: a new folder does not appear, an old set stays whole", async () => {
+    const fresh = path.join(tmp, "killed-fresh");
+    const old = path.join(tmp, "killed-old");
+    await writeSyntheticDataset({ outDir: old, perClass: 3, size: 16, seed: 9 });
+    await writeFile(path.join(old, SYNTH_CLASSES.healthy, "notes.txt"), "a student's notes");
+    const before = await readFile(path.join(old, SYNTH_CLASSES.diseased, "leaf_00002.png"));
+
+    /** Start `npm run synth` into `out` and kill it (as Ctrl-C or a closed laptop would) once it has written some images. */
+    const killMidway = async (out: string) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "src/cli/synth.ts", "--out", out, "--per-class", "2000"], { cwd: repo, stdio: "ignore" });
+      const staging = path.join(tmp, `.${path.basename(out)}.synth-${child.pid}`, SYNTH_CLASSES.healthy);
+      const exited = new Promise((resolve) => child.on("exit", resolve));
+      while (((await readdir(staging).catch(() => [])) as string[]).length < 20) await new Promise((r) => setTimeout(r, 50));
+      child.kill("SIGKILL");
+      await exited;
+    };
+    await Promise.all([killMidway(fresh), killMidway(old)]);
+
+    assert.ok(!existsSync(fresh), "no dataset folder until the set is complete");
+    const index = await indexDataset(old);
+    assert.deepEqual(index.classes.map((c) => c.files.length), [3, 3], "the earlier set, whole");
+    assert.deepEqual(await readFile(path.join(old, SYNTH_CLASSES.diseased, "leaf_00002.png")), before);
+    assert.ok((await readdir(tmp)).some((e) => e.startsWith(".killed-old.synth-")), "the killed run's staging folder is there");
+
+    // The next run finishes, keeps the user's file and clears the dead run's leftovers.
+    const r = await run(["--out", old, "--per-class", "4", "--size", "16", "--seed", "9"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((await indexDataset(old)).classes.map((c) => c.files.length), [4, 4]);
+    assert.equal(await readFile(path.join(old, SYNTH_CLASSES.healthy, "notes.txt"), "utf8"), "a student's notes");
+    assert.ok(!(await readdir(tmp)).some((e) => e.startsWith(".killed-old.synth-")), "leftovers of the killed run are gone");
   });
 
   test("a bad or missing flag is one line and exit 2", async () => {

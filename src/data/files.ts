@@ -28,3 +28,13 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string, o
     throw err;
   }
 }
+
+/** Whether a process still runs: a temporary file or folder named after a live pid is not a leftover. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0); // signal 0 only asks whether the process exists
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM"; // exists, owned by someone else
+  }
+}

@@ -6,10 +6,11 @@
 //
 // Everything is a pure function of a seed (makeRng, never Math.random). A scene is sampled in
 // image-relative units (0..1), so the same seed gives the same leaf at 32 px and at 64 px.
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 import { makeRng, subSeed } from "./rng.ts";
+import { processAlive } from "./files.ts";
 
 /** Class folder names in the PlantVillage layout (`Crop___Condition`). */
 export const SYNTH_CLASSES = {
@@ -538,9 +539,15 @@ export function imageSeed(seed: number, className: string, index: number): numbe
   return subSeed(seed, `${className}/${index}`);
 }
 
+/** Our own file names: other files in a class folder are the user's and are kept. */
+const LEAF_FILE = /^leaf_\d{5}\.(png|jpg)$/;
+
 /**
  * Write `<outDir>/<class>/leaf_00000.png ...` for both classes (the PlantVillage folder layout).
- * Re-running into the same folder rewrites the same bytes and deletes leftover leaf_ files.
+ * The images go to a hidden sibling folder first and each class folder is moved into place only
+ * when the whole set is written, so an interrupted run never leaves a partial class that a split
+ * would take for the dataset. Re-running into the same folder replaces the leaf_ files (the same
+ * seed gives the same bytes) and keeps anything else in it.
  */
 export async function writeSyntheticDataset(opts: SynthDatasetOptions): Promise<SynthDatasetResult> {
   const { outDir, perClass = 200, size = 64, seed = 1, format = "png", lesionScale = 1, onProgress } = opts;
@@ -550,39 +557,84 @@ export async function writeSyntheticDataset(opts: SynthDatasetOptions): Promise<
   if (format !== "png" && format !== "jpeg") throw new RangeError(`format must be png or jpeg, got ${String(format)}`);
   const ext = format === "png" ? ".png" : ".jpg";
 
-  const total = 2 * perClass;
-  let done = 0;
-  let removed = 0;
-  const classes: SynthDatasetResult["classes"] = [];
-  for (const diseased of [false, true]) {
-    const name = diseased ? SYNTH_CLASSES.diseased : SYNTH_CLASSES.healthy;
-    const dir = path.join(outDir, name);
-    await mkdir(dir, { recursive: true });
-    const files: string[] = [];
-    for (let i = 0; i < perClass; i++) files.push(`leaf_${String(i).padStart(5, "0")}${ext}`);
-
-    // Encode a few images at a time: sharp works off the main thread, so this overlaps.
-    const batch = 16;
-    for (let start = 0; start < perClass; start += batch) {
-      const jobs = [];
-      for (let i = start; i < Math.min(start + batch, perClass); i++) {
-        const pixels = generateLeaf({ seed: imageSeed(seed, name, i), size, diseased, lesionScale });
-        const img = sharp(pixels, { raw: { width: size, height: size, channels: 3 } });
-        const encoded = format === "png" ? img.png({ compressionLevel: 9 }) : img.jpeg({ quality: 92 });
-        jobs.push(encoded.toFile(path.join(dir, files[i])).then(() => onProgress?.(++done, total)));
-      }
-      await Promise.all(jobs);
+  const staging = await stagingFolder(outDir);
+  try {
+    const total = 2 * perClass;
+    let done = 0;
+    const classes: SynthDatasetResult["classes"] = [];
+    for (const diseased of [false, true]) {
+      const name = diseased ? SYNTH_CLASSES.diseased : SYNTH_CLASSES.healthy;
+      const files = Array.from({ length: perClass }, (_, i) => `leaf_${String(i).padStart(5, "0")}${ext}`);
+      await writeClass(path.join(staging, name), files, { seed, size, diseased, lesionScale, format, name }, () => onProgress?.(++done, total));
+      classes.push({ name, diseased, dir: path.join(outDir, name), files: files.map((f) => path.join(outDir, name, f)) });
     }
-
-    // Leftovers from an earlier run would change the class counts: remove our own names only.
-    const keep = new Set(files);
-    for (const f of await readdir(dir)) {
-      if (/^leaf_\d{5}\.(png|jpg)$/.test(f) && !keep.has(f)) {
-        await rm(path.join(dir, f));
-        removed++;
-      }
-    }
-    classes.push({ name, diseased, dir, files: files.map((f) => path.join(dir, f)) });
+    let removed = 0;
+    for (const c of classes) removed += await moveIntoPlace(path.join(staging, c.name), c.dir);
+    return { outDir, classes, written: total, removed };
+  } finally {
+    await rm(staging, { recursive: true, force: true });
   }
-  return { outDir, classes, written: total, removed };
+}
+
+/** Encode one class's images into `dir`, a few at a time: sharp works off the main thread, so this overlaps. */
+async function writeClass(
+  dir: string,
+  files: string[],
+  o: { seed: number; size: number; diseased: boolean; lesionScale: number; format: "png" | "jpeg"; name: string },
+  onWritten: () => void,
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const batch = 16;
+  for (let start = 0; start < files.length; start += batch) {
+    const jobs = [];
+    for (let i = start; i < Math.min(start + batch, files.length); i++) {
+      const pixels = generateLeaf({ seed: imageSeed(o.seed, o.name, i), size: o.size, diseased: o.diseased, lesionScale: o.lesionScale });
+      const img = sharp(pixels, { raw: { width: o.size, height: o.size, channels: 3 } });
+      const encoded = o.format === "png" ? img.png({ compressionLevel: 9 }) : img.jpeg({ quality: 92 });
+      jobs.push(encoded.toFile(path.join(dir, files[i])).then(onWritten));
+    }
+    await Promise.all(jobs);
+  }
+}
+
+/**
+ * A fresh hidden folder beside outDir (same file system, so moving out of it is a rename), named
+ * after our pid; those of earlier runs that were killed are removed.
+ */
+async function stagingFolder(outDir: string): Promise<string> {
+  const parent = path.dirname(path.resolve(outDir));
+  const prefix = `.${path.basename(path.resolve(outDir))}.synth-`;
+  await mkdir(parent, { recursive: true });
+  for (const entry of await readdir(parent)) {
+    const pid = entry.startsWith(prefix) ? Number(entry.slice(prefix.length)) : NaN;
+    if (Number.isInteger(pid) && !processAlive(pid)) await rm(path.join(parent, entry), { recursive: true, force: true });
+  }
+  const staging = path.join(parent, `${prefix}${process.pid}`);
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging);
+  return staging;
+}
+
+/**
+ * Replace the class folder `target` with the finished `fresh` one. Files of the old folder that
+ * are not ours move over; our old leaf_ files that the new set lacks are counted as removed. The
+ * old folder goes into `fresh`'s parent (the staging folder), which the caller deletes.
+ */
+async function moveIntoPlace(fresh: string, target: string): Promise<number> {
+  const old = await readdir(target).catch(() => undefined);
+  if (!old) {
+    await mkdir(path.dirname(target), { recursive: true });
+    await rename(fresh, target);
+    return 0;
+  }
+  const kept = new Set(await readdir(fresh));
+  let removed = 0;
+  for (const f of old) {
+    if (!LEAF_FILE.test(f)) await rename(path.join(target, f), path.join(fresh, f));
+    else if (!kept.has(f)) removed++;
+  }
+  const aside = `${fresh}.old`;
+  await rename(target, aside);
+  await rename(fresh, target);
+  return removed;
 }
