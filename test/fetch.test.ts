@@ -225,3 +225,51 @@ test("CLI: --help, a missing --manifest, exit 1 listing the failures, exit 0 onc
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /0 downloaded, 3 already present, 0 failed/);
 });
+
+/** Serve `/<anything>/huge.JPG` announcing 400 MB and `/<anything>/endless.JPG` with no length, both as fast as the client reads; counts what was sent. */
+async function floodServer(): Promise<{ url: string; sent: Map<string, number>; close: () => Promise<void> }> {
+  const sent = new Map<string, number>();
+  const chunk = Buffer.alloc(64 * 1024, 0xab);
+  const flood = http.createServer((req, res) => {
+    const name = path.basename(decodeURIComponent(req.url ?? ""));
+    const limit = 400_000_000;
+    res.writeHead(200, name === "huge.JPG" ? { "content-length": limit } : {});
+    sent.set(name, 0);
+    const pump = () => {
+      while (!res.destroyed && sent.get(name)! + chunk.length <= limit) {
+        sent.set(name, sent.get(name)! + chunk.length);
+        if (!res.write(chunk)) return void res.once("drain", pump);
+      }
+      if (!res.destroyed) res.end();
+    };
+    pump();
+  });
+  await new Promise<void>((resolve) => flood.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(flood.address() as AddressInfo).port}/`;
+  return { url, sent, close: () => new Promise((resolve) => (flood.closeAllConnections(), flood.close(() => resolve()))) };
+}
+
+test("a 400 MB answer is refused at the cap (default 20 MB) while streaming, and nothing of it stays on disk", { skip: NO_DATA }, async () => {
+  const flood = await floodServer();
+  try {
+    const out = path.join(tmp, "flood");
+    const file = path.join(tmp, "flood.json");
+    const fake = (name: string): ManifestImage => ({ ...images[0], path: `raw/color/${HEALTHY}/${name}`, sha256: "1".repeat(64) });
+    await writeManifest(file, manifestOf([fake("huge.JPG"), fake("endless.JPG")]));
+    const r = await runCli(["--manifest", file, "--out", out, "--base-url", flood.url, "--retries", "0"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /huge\.JPG: the server announces 400 MB, more than the 20 MB allowed for one image \(--max-mb\)/);
+    assert.match(r.stderr, /endless\.JPG: the answer runs on, more than the 20 MB allowed for one image \(--max-mb\)/);
+    // The client stopped reading at the cap, so the server could not send much more (socket buffers).
+    assert.ok(flood.sent.get("endless.JPG")! < 40_000_000, `sent ${flood.sent.get("endless.JPG")} bytes`);
+    assert.ok(flood.sent.get("huge.JPG")! < 40_000_000, `sent ${flood.sent.get("huge.JPG")} bytes`);
+    assert.deepEqual(await walk(out), [], "no file and no .part file is left");
+
+    // A lower cap is a flag.
+    const small = await runCli(["--manifest", file, "--out", out, "--base-url", flood.url, "--retries", "0", "--max-mb", "1"]);
+    assert.equal(small.code, 1);
+    assert.match(small.stderr, /endless\.JPG: the answer runs on, more than the 1 MB allowed/);
+  } finally {
+    await flood.close();
+  }
+});

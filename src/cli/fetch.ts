@@ -1,7 +1,7 @@
 // npm run data:fetch -- --manifest FILE --out DIR [--base-url URL] [--concurrency N] [--retries N]
 // Downloads the images a manifest lists, checks each SHA-256, and can be rerun to resume.
 import path from "node:path";
-import { fetchDataset, DEFAULT_BASE_URL } from "../data/fetch.ts";
+import { fetchDataset, DEFAULT_BASE_URL, DEFAULT_MAX_BYTES } from "../data/fetch.ts";
 import { readManifest } from "../data/manifest.ts";
 import { numberFlag, parseFlags, runCli, UsageError, type FlagSpec } from "./args.ts";
 
@@ -16,6 +16,7 @@ const spec = {
   concurrency: { type: "string", help: "downloads at once", default: "8" },
   retries: { type: "string", help: "extra attempts per file after a failure", default: "3" },
   timeout: { type: "string", help: "seconds allowed for one attempt", default: "60" },
+  "max-mb": { type: "string", help: "largest answer accepted for one image, in MB", default: String(DEFAULT_MAX_BYTES / 1e6) },
 } as const satisfies Record<string, FlagSpec>;
 
 /** Progress on stderr: one rewritten line on a terminal, a plain line every 10% otherwise (logs, CI). */
@@ -45,6 +46,7 @@ runCli(async () => {
   const concurrency = numberFlag("concurrency", flags.concurrency, { integer: true, min: 1, max: 64 })!;
   const retries = numberFlag("retries", flags.retries, { integer: true, min: 0, max: 20 })!;
   const timeoutS = numberFlag("timeout", flags.timeout, { min: 1 })!;
+  const maxMb = numberFlag("max-mb", flags["max-mb"], { min: 0.001 })!;
   const baseUrl = flags["base-url"]!;
   if (!/^https?:\/\/[^/]/.test(baseUrl)) throw new UsageError(`--base-url must be an http(s) URL, got "${baseUrl}"`);
   // A manifest that cannot be read is a wrong flag value: one line, exit 2.
@@ -60,6 +62,7 @@ runCli(async () => {
     concurrency,
     retries,
     timeoutMs: timeoutS * 1000,
+    maxBytes: Math.round(maxMb * 1e6),
     onProgress: progress.update,
   });
   progress.end();

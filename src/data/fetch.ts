@@ -2,12 +2,21 @@
 // anyone with internet can rebuild exactly the split a manifest describes. Every file is
 // checked against the manifest's SHA-256, and a run can be stopped and started again: files
 // already present with the right bytes are kept, everything else is fetched.
-import { readFile, readdir, rm } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
+import { Readable } from "node:stream";
+import type { ReadableStream } from "node:stream/web";
 import type { Manifest, ManifestImage } from "./types.ts";
-import { sha256Hex, writeFileAtomic } from "./files.ts";
+import { processAlive, sha256Hex } from "./files.ts";
+import { formatBytes, networkReason, saveBody, TooLargeError } from "./net.ts";
 
 export const DEFAULT_BASE_URL = "https://raw.githubusercontent.com/spMohanty/PlantVillage-Dataset/master/";
+
+/**
+ * The most one image may take (manifests do not record sizes). PlantVillage photos are about
+ * 20 KB; a bigger answer is a wrong URL or a misbehaving server, refused before it fills the disk.
+ */
+export const DEFAULT_MAX_BYTES = 20_000_000;
 
 export interface FetchOptions {
   /** Folder to download into; files land at `<outDir>/raw/color/<class>/<file>`. */
@@ -22,6 +31,8 @@ export interface FetchOptions {
   timeoutMs?: number;
   /** First wait between attempts; it doubles each time (tests make it small). */
   retryDelayMs?: number;
+  /** Largest answer accepted for one image, in bytes (default DEFAULT_MAX_BYTES). */
+  maxBytes?: number;
   /** Called once per file when it is finished (downloaded, skipped or failed). */
   onProgress?: (done: number, total: number, path: string) => void;
 }
@@ -61,6 +72,7 @@ export async function fetchDataset(manifest: Manifest, options: FetchOptions): P
     retries: 3,
     timeoutMs: 60_000,
     retryDelayMs: 500,
+    maxBytes: DEFAULT_MAX_BYTES,
     ...options,
   };
   const { images, duplicates } = uniqueImages(manifest.images);
@@ -99,24 +111,28 @@ async function fetchOne(image: ManifestImage, o: Settings): Promise<"downloaded"
   // Wrong bytes under the final name would be read as data: remove them now, the good copy replaces them.
   if (existing) await rm(target, { force: true });
 
-  const bytes = await downloadVerified(fileUrl(o.baseUrl, image.path), image.sha256, o);
   // The temporary name carries our pid so a later run can tell a dead run's leftovers from a live one's.
-  await writeFileAtomic(target, bytes, { tmp: `${target}.part-${process.pid}` });
+  const part = `${target}.part-${process.pid}`;
+  try {
+    await downloadVerified(fileUrl(o.baseUrl, image.path), image.sha256, part, o);
+    await rename(part, target);
+  } finally {
+    await rm(part, { force: true });
+  }
   return "downloaded";
 }
 
-/** Thrown for answers that will not change on a retry (404, 403, ...). */
+/** Thrown for answers that will not change on a retry (404, 403, too large, ...). */
 class PermanentError extends Error {}
 
-/** Download with retries; resolves only with bytes whose SHA-256 matches. */
-async function downloadVerified(url: string, sha256: string, o: Settings): Promise<Buffer> {
+/** Download into `part` with retries; resolves only once its SHA-256 matches. */
+async function downloadVerified(url: string, sha256: string, part: string, o: Settings): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const bytes = await downloadOnce(url, o.timeoutMs);
-      const got = sha256Hex(bytes);
+      const got = await downloadOnce(url, part, o);
       // Bad bytes are retried too: a proxy or a cut transfer can corrupt one attempt only.
-      if (got !== sha256) throw new Error(`sha256 mismatch: expected ${sha256.slice(0, 12)}..., got ${got.slice(0, 12)}... (${bytes.length} bytes)`);
-      return bytes;
+      if (got.sha256 !== sha256) throw new Error(`sha256 mismatch: expected ${sha256.slice(0, 12)}..., got ${got.sha256.slice(0, 12)}... (${got.bytes} bytes)`);
+      return;
     } catch (err) {
       const message = (err as Error).message;
       if (err instanceof PermanentError) throw err;
@@ -127,34 +143,36 @@ async function downloadVerified(url: string, sha256: string, o: Settings): Promi
   }
 }
 
-async function downloadOnce(url: string, timeoutMs: number): Promise<Buffer> {
-  const signal = AbortSignal.timeout(timeoutMs);
+/** One attempt, streamed to disk and never more than maxBytes of it (memory stays flat whatever the server sends). */
+async function downloadOnce(url: string, part: string, o: Settings): Promise<{ sha256: string; bytes: number }> {
+  const signal = AbortSignal.timeout(o.timeoutMs);
   let res: Response;
   try {
     res = await fetch(url, { signal });
   } catch (err) {
-    throw new Error(networkReason(err, timeoutMs));
+    throw new Error(networkReason(err, o.timeoutMs));
   }
-  if (!res.ok) {
+  if (!res.ok || !res.body) {
     await res.body?.cancel().catch(() => {});
     const message = `HTTP ${res.status}${res.statusText ? " " + res.statusText : ""}`;
     const transient = res.status >= 500 || res.status === 408 || res.status === 429;
     throw transient ? new Error(message) : new PermanentError(message);
   }
-  try {
-    // PlantVillage images are ~20 KB, so holding one in memory is simpler than streaming.
-    return Buffer.from(await res.arrayBuffer());
-  } catch (err) {
-    throw new Error(`connection cut: ${networkReason(err, timeoutMs)}`);
+  const tooLarge = (what: string) => new PermanentError(`${what}, more than the ${formatBytes(o.maxBytes)} allowed for one image (--max-mb)`);
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > o.maxBytes) {
+    await res.body.cancel().catch(() => {});
+    throw tooLarge(`the server announces ${formatBytes(declared)}`);
   }
-}
-
-/** A short reason for a failed fetch: undici hides the useful part in `cause`. */
-function networkReason(err: unknown, timeoutMs: number): string {
-  const e = err as Error & { cause?: { code?: string; message?: string } };
-  if (e?.name === "TimeoutError") return `timed out after ${timeoutMs} ms`;
-  const cause = e?.cause?.code ?? e?.cause?.message;
-  return cause ? `${e.message} (${cause})` : String(e?.message ?? err);
+  // The folder only now: a failed request leaves no empty class folders behind.
+  await mkdir(path.dirname(part), { recursive: true });
+  try {
+    return await saveBody(Readable.fromWeb(res.body as ReadableStream<Uint8Array>), part, o.maxBytes);
+  } catch (err) {
+    if (err instanceof TooLargeError) throw tooLarge("the answer runs on");
+    if ((err as NodeJS.ErrnoException).syscall) throw err; // the disk's error (ENOSPC, EACCES), not the network's
+    throw new Error(`connection cut: ${networkReason(err, o.timeoutMs)}`);
+  }
 }
 
 /** Each path once; a path listed twice with different hashes can never be satisfied. */
@@ -183,15 +201,6 @@ async function removeStaleParts(outDir: string, images: readonly ManifestImage[]
       const m = /^(.*)\.part-(\d+)$/.exec(entry);
       if (m && targets.has(path.join(dir, m[1])) && !processAlive(Number(m[2]))) await rm(path.join(dir, entry), { force: true });
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0); // signal 0 only asks whether the process exists
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM"; // exists, owned by someone else
   }
 }
 
