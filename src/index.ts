@@ -67,3 +67,13 @@ export {
   type TableInput,
 } from "./viz/notebook.ts";
 export { writeExperimentReport } from "./viz/report.ts";
+
+// ---- sweeps: a grid of runs (ratios, batch sizes, models, seeds, with/without the final BN) planned,
+// trained by a local pool or a Slurm job array, followed and collected into one table
+export { readSpec, validateSpec, SpecError, type RunSettings, type SlurmSettings, type SweepSpec } from "./sweep/spec.ts";
+export { planSweep, planTable, type PlannedRun, type SweepPlan } from "./sweep/plan.ts";
+export { prepareSweep } from "./sweep/prepare.ts";
+export { runSweep, sweepStatus, type RunSweepOptions, type RunSweepResult } from "./sweep/run.ts";
+export { statusCounts, statusText, type RunState, type RunStatus } from "./sweep/status.ts";
+export { collectSweep, writeSweepResults, type CollectedSweep, type SweepRow } from "./sweep/collect.ts";
+export { sweepAxisFigure, type AxisFigureOptions } from "./viz/sweep-charts.ts";
