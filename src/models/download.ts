@@ -1,13 +1,14 @@
 // Download pretrained weights as .safetensors. Only ever called by the weights:fetch command:
 // nothing is downloaded when a module is imported.
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream } from "node:stream/web";
 import { readSafetensorsHeader } from "./safetensors.ts";
+import { networkReason, saveBody } from "../data/net.ts";
 
 /**
  * Where the torchvision ImageNet weights are published as safetensors: timm's copies on
@@ -37,7 +38,9 @@ export interface DownloadOptions {
   out: string;
   /** Download from here instead of WEIGHT_SOURCES[model].url. */
   url?: string;
-  /** Expected SHA-256 (hex). Default: the pinned value when downloading from the default URL. */
+  /** Take this local file (downloaded elsewhere) instead of downloading. */
+  from?: string;
+  /** Expected SHA-256 (hex). Default: the pinned value for the default URL (and for --from, a copy of it). */
   sha256?: string;
   /** Download again even if the file is there. */
   force?: boolean;
@@ -67,9 +70,9 @@ function checkHash(actual: string, expected: string | undefined, what: string): 
 }
 
 /**
- * Download to a temporary file next to the target, hash it on the way, check the hash and
- * that it parses as safetensors, then rename it into place: an interrupted or corrupt
- * download never leaves a file under the final name.
+ * Download (or copy --from) to a temporary file next to the target, hash it on the way, check the
+ * hash and that it parses as safetensors, then rename it into place: an interrupted, failed or
+ * corrupt download leaves neither a file under the final name nor a folder it created.
  */
 export async function downloadWeights(opts: DownloadOptions): Promise<DownloadResult> {
   const source = WEIGHT_SOURCES[opts.model];
@@ -78,7 +81,6 @@ export async function downloadWeights(opts: DownloadOptions): Promise<DownloadRe
   const expected = opts.sha256 ?? (opts.url === undefined ? source.sha256 : undefined);
   const log = opts.log ?? (() => {});
   const file = path.join(opts.out, `${opts.model}.safetensors`);
-  await mkdir(opts.out, { recursive: true });
 
   const existing = await stat(file).catch(() => undefined);
   if (existing && !opts.force) {
@@ -87,31 +89,49 @@ export async function downloadWeights(opts: DownloadOptions): Promise<DownloadRe
     return { file, sha256, bytes: existing.size, downloaded: false, verified: expected !== undefined };
   }
 
+  // Open the source first: when the network is down, no folder has been made yet.
+  log(opts.from ? `copying ${opts.from}` : `downloading ${url}`);
+  const body = opts.from ? createReadStream(opts.from) : await openDownload(url, opts.model);
+  const created = await mkdir(opts.out, { recursive: true });
   const tmp = `${file}.part-${process.pid}`;
+  let done = false;
   try {
-    log(`downloading ${url}`);
-    const response = await fetch(url, { redirect: "follow" });
-    if (!response.ok || !response.body) throw new Error(`GET ${url}: HTTP ${response.status} ${response.statusText}`);
-    const hash = createHash("sha256");
-    let bytes = 0;
-    await pipeline(
-      Readable.fromWeb(response.body as ReadableStream<Uint8Array>),
-      async function* (chunks: AsyncIterable<Uint8Array>) {
-        for await (const chunk of chunks) {
-          hash.update(chunk);
-          bytes += chunk.length;
-          yield chunk;
-        }
-      },
-      createWriteStream(tmp),
-    );
-    const sha256 = hash.digest("hex");
-    checkHash(sha256, expected, url);
+    const { sha256, bytes } = await saveBody(body, tmp).catch((err: Error) => {
+      throw new Error(opts.from ? `cannot read ${opts.from}: ${err.message}` : `download of ${url} cut off: ${networkReason(err)}; run the command again`);
+    });
+    checkHash(sha256, expected, opts.from ?? url);
     const tensors = await readSafetensorsHeader(tmp);
     await rename(tmp, file);
+    done = true;
     log(`wrote ${file}: ${bytes} bytes, ${tensors.size} tensors`);
     return { file, sha256, bytes, downloaded: true, verified: expected !== undefined };
   } finally {
     await rm(tmp, { force: true });
+    if (!done && created) await removeEmptyFolders(opts.out, created);
+  }
+}
+
+/** The response body of a GET, or an error that names the host, the cause and the way round it. */
+async function openDownload(url: string, model: string): Promise<Readable> {
+  const host = new URL(url).host;
+  const elsewhere = `download ${url} elsewhere and pass the file with --from FILE`;
+  let response: Response;
+  try {
+    response = await fetch(url, { redirect: "follow" });
+  } catch (err) {
+    throw new Error(`cannot download the ${model} weights from ${host}: ${networkReason(err)}. If this machine cannot reach ${host}, ${elsewhere}`);
+  }
+  if (!response.ok || !response.body) {
+    await response.body?.cancel().catch(() => {});
+    throw new Error(`GET ${url}: HTTP ${response.status} ${response.statusText}. If it works in a browser, ${elsewhere}`);
+  }
+  return Readable.fromWeb(response.body as ReadableStream<Uint8Array>);
+}
+
+/** Undo `mkdir -p`: remove the folders from `dir` up to `top` (the first one it made) while they are empty. */
+async function removeEmptyFolders(dir: string, top: string): Promise<void> {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if (!(await rmdir(d).then(() => true, () => false))) return; // not empty (or gone): stop
+    if (d === path.resolve(top)) return;
   }
 }
