@@ -1,14 +1,16 @@
-// npm run notebooks: run every notebook in notebooks/ headless on the tslab kernel, at their own
-// (classroom) parameters or with the flags' values injected after each one's `parameters` cell
-// (--quick: small ones), and write the executed copies and self-contained HTML exports to
-// out/notebooks. Any failing cell fails the command, naming the notebook and the cell.
+// npm run notebooks: run every notebook in notebooks/ headless on the finalbn kernel (tslab), at
+// their own (classroom) parameters or with the flags' values injected after each one's
+// `parameters` cell (--quick: small ones), and write the executed copies and self-contained HTML
+// exports to out/notebooks. The executed copies are signed with this user's Jupyter secret, so
+// they open trusted (charts drawn) in Jupyter on this machine. Any failing cell fails the command,
+// naming the notebook and the cell.
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { numberFlag, parseFlags, runCli, UsageError } from "./args.ts";
-import { findPython, JUPYTER_APT, PROJECT_ROOT, writeKernelSpec } from "./jupyter.ts";
+import { findPython, JUPYTER_APT, KERNEL_NAME, PROJECT_ROOT, writeKernelSpec } from "./jupyter.ts";
 import { injectParameters, listNotebooks, NOTEBOOKS_DIR, readNotebook } from "./notebook-files.ts";
 
 const spec = {
@@ -68,7 +70,7 @@ runCli(async () => {
   const python = await findPython(["nbclient", "nbconvert"], f.python);
   if (!python) throw new UsageError(`no Python with nbclient and nbconvert; on Debian/Ubuntu: ${JUPYTER_APT}`);
 
-  // A private kernelspec (this checkout's tslab under tsx) that wins over any installed one.
+  // A private kernelspec (this checkout's kernel under tsx) that wins over any installed one.
   const tmp = await mkdtemp(path.join(os.tmpdir(), "finalbn-notebooks-"));
   await writeKernelSpec(tmp);
   // Fresh runs unless asked, so the notebooks really train (02, 03 and 04 share them within one call).
@@ -115,7 +117,7 @@ function execute(
   o: { input: string; output: string; html: string; cwd: string; jupyterPath: string; timeout: number },
 ): Promise<string | undefined> {
   const script = path.join(PROJECT_ROOT, "src", "cli", "run-notebook.py");
-  const args = [script, o.input, o.output, o.html, "--cwd", o.cwd, "--timeout", String(o.timeout)];
+  const args = [script, o.input, o.output, o.html, "--cwd", o.cwd, "--kernel", KERNEL_NAME, "--timeout", String(o.timeout)];
   const child = spawn(python, args, {
     env: { ...process.env, JUPYTER_PATH: o.jupyterPath },
     stdio: ["ignore", "inherit", "pipe"],

@@ -1,9 +1,9 @@
-"""Execute one notebook on a Jupyter kernel, save the executed copy and export it to HTML.
+"""Execute one notebook on a Jupyter kernel, save the executed copy, sign it and export it to HTML.
 
 Used by `npm run notebooks` (src/cli/notebooks.ts); needs Debian's python3-nbclient and
 jupyter-nbconvert (or pip's nbclient and nbconvert).
 
-usage: python3 run-notebook.py IN.ipynb OUT.ipynb OUT.html --cwd DIR [--kernel tslab] [--timeout S]
+usage: python3 run-notebook.py IN.ipynb OUT.ipynb OUT.html --cwd DIR [--kernel finalbn] [--timeout S]
 
 Prints one line per cell to stderr. On a failing cell it still writes both files (outputs up to
 the failure), prints which cell failed with what the cell printed to stderr, and exits 1.
@@ -39,13 +39,27 @@ def export_html(nb, path, title):
         f.write(body)
 
 
+def sign(path):
+    """Trust the executed copy as `jupyter trust` does: its signature goes into this user's notary
+    database (nbsignatures.db in the Jupyter data dir, keyed with its notebook_secret), where a
+    later `jupyter notebook` or JupyterLab on this machine finds it. Unsigned, the notebook opens
+    "Not Trusted": its charts (HTML with scripts) stay blank. A failure here only warns."""
+    try:
+        from nbformat.sign import NotebookNotary
+
+        notary = NotebookNotary()
+        notary.sign(nbformat.read(path, as_version=4))  # as written, as the server will read it
+    except Exception as err:  # a read-only home, no sqlite3: the notebook is still there, untrusted
+        print(f"warning: could not sign {path}, so Jupyter will open it untrusted ({err}); try: jupyter trust {path}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("input")
     ap.add_argument("output")
     ap.add_argument("html")
     ap.add_argument("--cwd", required=True, help="the kernel's working directory (the notebook's folder)")
-    ap.add_argument("--kernel", default="tslab")
+    ap.add_argument("--kernel", default="finalbn")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = ap.parse_args()
 
@@ -76,6 +90,7 @@ def main():
         failure = (index, err)
 
     nbformat.write(nb, args.output)
+    sign(args.output)
     export_html(nb, args.html, os.path.splitext(os.path.basename(args.output))[0])
     if failure:
         index, err = failure
