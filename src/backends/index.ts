@@ -18,6 +18,7 @@
 // step), and a fresh shader cache costs it ~30 s of compilation on top. So "auto" skips a software
 // adapter whenever our cpu kernels load, and takes it only when they do not.
 import * as tf from "@tensorflow/tfjs";
+import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { startCuda } from "./cuda.ts";
 import { loadCpuConv, startCpu } from "./cpu.ts";
 import { oneLine } from "./timeout.ts";
@@ -60,6 +61,11 @@ const NO_GPU_HINT =
   "and libglvnd0. For CUDA, `npm install @tensorflow/tfjs-node-gpu` (CUDA 11.2, cuDNN 8.1).";
 
 let current: StartedBackend | undefined;
+
+// tfjs's cpu backend greets its first tensor in Node with a banner recommending tfjs-node. We run
+// on cpu knowingly (the "backend:" line says why), and also before startBackend() and after a GPU
+// backend falls back to cpu: every cpu backend of this process starts with the greeting given.
+Object.defineProperty(MathBackendCPU.prototype, "firstUse", { get: () => false, set: () => {}, configurable: true });
 
 /** What a starter returns; startBackend adds the reason and the fallbacks. */
 type Started = Omit<StartedBackend, "reason" | "fellBackFrom">;
