@@ -13,6 +13,7 @@ import {
   unregisterCpuConvKernels,
 } from "../src/backends/cpu-conv.ts";
 import { gemm, microKernelKind, useMicroKernel } from "../src/backends/gemm.ts";
+import { relaxedSimdAvailable } from "../src/backends/microkernel.ts";
 
 await tf.setBackend("cpu");
 
@@ -44,7 +45,7 @@ function randomTensor(shape: number[], seed: number): tf.Tensor {
 }
 
 /** Run fn with our kernels registered or with the stock ones, and return its values. */
-function valuesWith(ours: boolean, fn: () => tf.Tensor): { values: Float32Array; shape: number[] } {
+function valuesWith(ours: boolean, fn: () => tf.Tensor): { values: Float32Array<ArrayBufferLike>; shape: number[] } {
   if (ours) registerCpuConvKernels();
   else unregisterCpuConvKernels();
   try {
@@ -59,8 +60,14 @@ function valuesWith(ours: boolean, fn: () => tf.Tensor): { values: Float32Array;
 
 const TOL = 1e-4;
 
-test("Node runs the WebAssembly SIMD micro-kernel by default", () => {
-  assert.equal(microKernelKind(), "wasm-simd");
+// The WebAssembly micro-kernels this runtime has: FMA (relaxed SIMD) where it compiles, plain SIMD always.
+const WASM_KINDS = relaxedSimdAvailable() ? (["wasm-fma", "wasm-simd"] as const) : (["wasm-simd"] as const);
+// The default kernel, the one the tfjs kernels below use.
+const DEFAULT_KIND = WASM_KINDS[0];
+
+test("Node runs the fused multiply-add micro-kernel by default (Node 20 and later have relaxed SIMD)", () => {
+  assert.ok(relaxedSimdAvailable(), "relaxed SIMD compiles (Node 20 with the flag set from the process)");
+  assert.equal(microKernelKind(), process.env.FINALBN_FMA === "0" ? "wasm-simd" : "wasm-fma");
 });
 
 test("gemm adds A·B into C for strided operands, with either micro-kernel", () => {
@@ -73,7 +80,7 @@ test("gemm adds A·B into C for strided operands, with either micro-kernel", () 
     const expected = Float64Array.from(c0);
     for (let i = 0; i < m; i++)
       for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) expected[i * n + j] += a[p * m + i] * b[p * n + j];
-    for (const kind of ["js", "wasm-simd"] as const) {
+    for (const kind of ["js", ...WASM_KINDS] as const) {
       useMicroKernel(kind);
       const c = Float32Array.from(c0);
       gemm({
@@ -86,6 +93,7 @@ test("gemm adds A·B into C for strided operands, with either micro-kernel", () 
       assert.ok(err < 1e-6, `${kind} ${m}x${n}x${k}: relative error ${err}`);
     }
   }
+  useMicroKernel(DEFAULT_KIND);
 });
 
 /** How many fast-path and fallback calls of one kernel fn makes. */
@@ -114,13 +122,15 @@ for (const c of CASES) {
     const expected = { forward: ref.y, input: ref.dx, filter: ref.dw };
     const kernelName = { forward: "Conv2D", input: "Conv2DBackpropInput", filter: "Conv2DBackpropFilter" } as const;
     for (const kind of ["forward", "input", "filter"] as const) {
-      // The plain-JS micro-kernel first, then the default WebAssembly one (compared with stock too).
-      useMicroKernel("js");
-      const oursJs = valuesWith(true, kernels[kind]);
-      useMicroKernel("wasm-simd");
-      const jsErr = relError(oursJs.values, expected[kind]);
-      assert.ok(jsErr < TOL, `${kind}, js micro-kernel: relative error ${jsErr} against the reference loop`);
-      let ours = { values: new Float32Array(0), shape: [] as number[] };
+      // The plain-JS and other micro-kernels first, then the default one (compared with stock too).
+      for (const other of ["js", ...WASM_KINDS.slice(1)] as const) {
+        useMicroKernel(other);
+        const oursOther = valuesWith(true, kernels[kind]);
+        useMicroKernel(DEFAULT_KIND);
+        const otherErr = relError(oursOther.values, expected[kind]);
+        assert.ok(otherErr < TOL, `${kind}, ${other} micro-kernel: relative error ${otherErr} against the reference loop`);
+      }
+      let ours = { values: new Float32Array(0) as Float32Array<ArrayBufferLike>, shape: [] as number[] };
       const counted = countCalls(kernelName[kind], () => (ours = valuesWith(true, kernels[kind])));
       assert.deepEqual(counted, { fast: 1, fallback: 0 }, `${kind} took the fast path`);
       const refErr = relError(ours.values, expected[kind]);
@@ -150,7 +160,7 @@ test("FusedConv2D: bias and every fusable activation match the stock kernel", ()
     { x, filter: w, strides: 1, pad: "same", bias, activation: "prelu", preluActivationWeights: alpha }, // stock fallback
   ];
   for (const args of variants) {
-    let ours = { values: new Float32Array(0), shape: [] as number[] };
+    let ours = { values: new Float32Array(0) as Float32Array<ArrayBufferLike>, shape: [] as number[] };
     const counted = countCalls("FusedConv2D", () => (ours = valuesWith(true, () => tf.fused.conv2d(args))));
     const expectFast = args.activation !== "prelu";
     assert.deepEqual(counted, { fast: expectFast ? 1 : 0, fallback: expectFast ? 0 : 1 }, args.activation);
@@ -169,7 +179,7 @@ test("NCHW and dilated convolutions fall back to the stock kernel and still agre
   const dilated = () => tf.conv2d(x, w, 1, "same", "NHWC", 2);
   const nchw = () => tf.conv2d(xNchw, w, 2, "same", "NCHW");
   for (const op of [dilated, nchw]) {
-    let ours = { values: new Float32Array(0), shape: [] as number[] };
+    let ours = { values: new Float32Array(0) as Float32Array<ArrayBufferLike>, shape: [] as number[] };
     assert.deepEqual(countCalls("Conv2D", () => (ours = valuesWith(true, op))), { fast: 0, fallback: 1 });
     const err = relError(ours.values, valuesWith(false, op).values);
     assert.ok(err < TOL, `relative error ${err}`);
@@ -218,7 +228,7 @@ test("a tf.layers conv model predicts and trains the same with our kernels", () 
   const model = build();
   const x = randomTensor([3, 10, 10, 3], 41);
   const predict = () => model.predict(x) as tf.Tensor;
-  let ours = { values: new Float32Array(0), shape: [] as number[] };
+  let ours = { values: new Float32Array(0) as Float32Array<ArrayBufferLike>, shape: [] as number[] };
   // Outside gradient recording, tf.layers.conv2d dispatches FusedConv2D with bias and relu.
   assert.deepEqual(countCalls("FusedConv2D", () => (ours = valuesWith(true, predict))), { fast: 2, fallback: 0 });
   const err = relError(ours.values, valuesWith(false, predict).values);

@@ -1,11 +1,15 @@
 // The innermost loop of the matrix multiplication (see gemm.ts): one MR x NR tile of C as
 // the sum over kc steps of (column of a packed A panel) times (row of a packed B panel).
 //
-// Two implementations with the same contract:
+// Three implementations with the same contract:
 // - "wasm-simd": a 318-byte WebAssembly module built below, using 128-bit SIMD (four float32
 //   lanes per instruction) with the whole 4 x 8 tile held in eight vector registers. It runs
 //   5-8x faster than the best plain JavaScript, because JS has no SIMD and does every
 //   float32 multiply-add one at a time in double precision.
+// - "wasm-fma": the same module with each multiply and add fused into one relaxed-SIMD
+//   f32x4.relaxed_madd (an FMA instruction on x86 and ARM): half the arithmetic instructions,
+//   and one rounding instead of two, so results differ from "wasm-simd" in the last bits.
+//   Node 22 has relaxed SIMD; Node 20 behind a V8 flag, which relaxedSimdAvailable() sets.
 // - "js": the same loop in plain JavaScript, for runtimes without WebAssembly SIMD and as
 //   the readable reference the WebAssembly version is checked against in the tests.
 //
@@ -18,7 +22,7 @@
 export const MR = 4;
 export const NR = 8;
 
-export type MicroKernelKind = "wasm-simd" | "js";
+export type MicroKernelKind = "wasm-fma" | "wasm-simd" | "js";
 
 export interface MicroKernel {
   kind: MicroKernelKind;
@@ -27,15 +31,44 @@ export interface MicroKernel {
   run(kc: number, aAt: number, bAt: number, tileAt: number): void;
 }
 
-/** A micro-kernel over a heap of at least `floats` floats: wasm-simd when the runtime has it. */
+/**
+ * A micro-kernel over a heap of at least `floats` floats: by default the fastest the runtime has
+ * (wasm-fma, then wasm-simd, then js); a kind asked for by name throws where it is unavailable.
+ * FINALBN_FMA=0 turns the default FMA off (to compare, or to reproduce results from before it).
+ */
 export function createMicroKernel(floats: number, kind?: MicroKernelKind): MicroKernel {
   if (kind === "js") return jsMicroKernel(floats);
+  if (kind) return wasmMicroKernel(floats, kind === "wasm-fma");
+  if (globalThis.process?.env.FINALBN_FMA !== "0" && relaxedSimdAvailable()) return wasmMicroKernel(floats, true);
   try {
-    return wasmMicroKernel(floats);
-  } catch (err) {
-    if (kind === "wasm-simd") throw err;
+    return wasmMicroKernel(floats, false);
+  } catch {
     return jsMicroKernel(floats);
   }
+}
+
+let relaxedSimd: boolean | undefined;
+
+/**
+ * Whether this runtime compiles f32x4.relaxed_madd. Node 20 needs the V8 flag
+ * --experimental-wasm-relaxed-simd; setting it from the process works as long as it is set before
+ * the module is compiled, and worker threads share it.
+ */
+export function relaxedSimdAvailable(): boolean {
+  if (relaxedSimd !== undefined) return relaxedSimd;
+  const bytes = microKernelModuleBytes(true);
+  relaxedSimd = WebAssembly.validate(bytes);
+  if (!relaxedSimd) {
+    try {
+      // Synchronous, and absent (so no FMA) outside Node 20.16+ rather than a failed import.
+      const v8 = globalThis.process?.getBuiltinModule?.("node:v8") as typeof import("node:v8") | undefined;
+      v8?.setFlagsFromString("--experimental-wasm-relaxed-simd");
+      relaxedSimd = WebAssembly.validate(bytes);
+    } catch {
+      relaxedSimd = false;
+    }
+  }
+  return relaxedSimd;
 }
 
 // ---------------------------------------------------------------- plain JavaScript
@@ -97,16 +130,16 @@ function jsMicroKernel(floats: number): MicroKernel {
 
 const VECTORS = NR / 4; // v128 registers per tile row
 
-function wasmMicroKernel(floats: number): MicroKernel {
+function wasmMicroKernel(floats: number, fma: boolean): MicroKernel {
   const pages = Math.ceil((floats * 4) / 65536);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-  const module = new WebAssembly.Module(microKernelModuleBytes());
+  const module = new WebAssembly.Module(microKernelModuleBytes(fma));
   const instance = new WebAssembly.Instance(module, { env: { memory } });
   const runWasm = instance.exports.run as (kc: number, a: number, b: number, tile: number) => void;
   const heap = new Float32Array(memory.buffer);
   // The wasm function takes byte addresses.
   const run = (kc: number, aAt: number, bAt: number, tileAt: number): void => runWasm(kc, aAt * 4, bAt * 4, tileAt * 4);
-  return { kind: "wasm-simd", heap, run };
+  return { kind: fma ? "wasm-fma" : "wasm-simd", heap, run };
 }
 
 /** Unsigned LEB128, the variable-length integer encoding used throughout wasm binaries. */
@@ -139,8 +172,10 @@ const v128Store = (offset: number) => [0xfd, ...leb(0x0b), 4, ...leb(offset)];
 const v128Load32Splat = (offset: number) => [0xfd, ...leb(0x09), 2, ...leb(offset)];
 const F32X4_ADD = [0xfd, ...leb(0xe4)];
 const F32X4_MUL = [0xfd, ...leb(0xe6)];
+// Relaxed SIMD: relaxed_madd(a, b, c) = a * b + c, fused where the hardware can.
+const F32X4_RELAXED_MADD = [0xfd, ...leb(0x105)];
 
-function microKernelModuleBytes(): Uint8Array {
+function microKernelModuleBytes(fma: boolean): Uint8Array<ArrayBuffer> {
   // Local indices: 0..3 are the parameters kc, a, b, tile.
   const [KC, A, B, TILE] = [0, 1, 2, 3];
   const acc = (i: number, h: number) => 4 + i * VECTORS + h;
@@ -155,7 +190,8 @@ function microKernelModuleBytes(): Uint8Array {
   for (let i = 0; i < MR; i++) {
     body.push(...localGet(A), ...v128Load32Splat(4 * i), ...localSet(AI));
     for (let h = 0; h < VECTORS; h++) {
-      body.push(...localGet(acc(i, h)), ...localGet(AI), ...localGet(bVec(h)), ...F32X4_MUL, ...F32X4_ADD, ...localSet(acc(i, h)));
+      if (fma) body.push(...localGet(AI), ...localGet(bVec(h)), ...localGet(acc(i, h)), ...F32X4_RELAXED_MADD, ...localSet(acc(i, h)));
+      else body.push(...localGet(acc(i, h)), ...localGet(AI), ...localGet(bVec(h)), ...F32X4_MUL, ...F32X4_ADD, ...localSet(acc(i, h)));
     }
   }
   body.push(...localGet(A), ...i32Const(MR * 4), ...I32_ADD, ...localSet(A));
