@@ -9,6 +9,9 @@
 //   input gradient   dX = col2im(dY · Wᵀ)
 // (For stride 1, dX is also a forward convolution of dY with the filter turned 180°; measured,
 // that is no faster here, so one path serves every stride.)
+//
+// With a thread pool (thread-pool.ts), each product large enough is split across the threads
+// (conv-threads.ts), with bit-identical results.
 
 import { gemm, type MatrixView } from "./gemm.ts";
 import {
@@ -20,6 +23,7 @@ import {
   patchSize,
   type ConvGeometry,
 } from "./im2col.ts";
+import { pooledFilterGrad, pooledForward, pooledInputGrad, poolFor } from "./conv-threads.ts";
 
 /** A row-major matrix with `cols` columns, starting `firstRow` rows into data. */
 function rowMajor(data: Float32Array, cols: number, firstRow = 0): MatrixView {
@@ -43,6 +47,8 @@ export function conv2dForward(x: Float32Array, w: Float32Array, g: ConvGeometry)
   const pixels = outputPixels(g);
   const patch = patchSize(g);
   const co = g.outChannels;
+  const pool = poolFor(g);
+  if (pool) return pooledForward(pool, x, w, g);
   const y = new Float32Array(pixels * co);
   if (isPointwise(g)) {
     gemm({ m: pixels, n: co, k: patch, a: rowMajor(x, patch), b: rowMajor(w, co), c: rowMajor(y, co) });
@@ -63,6 +69,8 @@ export function conv2dFilterGrad(x: Float32Array, dy: Float32Array, g: ConvGeome
   const pixels = outputPixels(g);
   const patch = patchSize(g);
   const co = g.outChannels;
+  const pool = poolFor(g);
+  if (pool) return pooledFilterGrad(pool, x, dy, g);
   const dw = new Float32Array(patch * co);
   if (isPointwise(g)) {
     gemm({ m: patch, n: co, k: pixels, a: transposed(x, patch), b: rowMajor(dy, co), c: rowMajor(dw, co) });
@@ -83,6 +91,8 @@ export function conv2dInputGrad(dy: Float32Array, w: Float32Array, g: ConvGeomet
   const pixels = outputPixels(g);
   const patch = patchSize(g);
   const co = g.outChannels;
+  const pool = poolFor(g);
+  if (pool) return pooledInputGrad(pool, dy, w, g);
   const dx = new Float32Array(g.batch * g.inHeight * g.inWidth * g.inChannels);
   if (isPointwise(g)) {
     gemm({ m: pixels, n: patch, k: co, a: rowMajor(dy, co), b: transposed(w, co), c: rowMajor(dx, patch) });

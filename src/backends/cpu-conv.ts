@@ -102,11 +102,27 @@ function conv2DBackpropFilterKernel(args: KernelArgs): tf.TensorInfo | tf.Tensor
   return backend.makeTensorInfo(info.filterShape, "float32", dw);
 }
 
+let kernelMs = 0;
+
+/** Wall-clock milliseconds spent in our convolution kernels since the process started (the bench's share). */
+export const cpuConvKernelMs = (): number => kernelMs;
+
+function timed(kernel: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const start = performance.now();
+    try {
+      return kernel(args);
+    } finally {
+      kernelMs += performance.now() - start;
+    }
+  };
+}
+
 const OUR_KERNELS: Record<CpuConvKernelName, tf.KernelFunc> = {
-  Conv2D: conv2DKernel,
-  FusedConv2D: fusedConv2DKernel,
-  Conv2DBackpropInput: conv2DBackpropInputKernel,
-  Conv2DBackpropFilter: conv2DBackpropFilterKernel,
+  Conv2D: timed(conv2DKernel),
+  FusedConv2D: timed(fusedConv2DKernel),
+  Conv2DBackpropInput: timed(conv2DBackpropInputKernel),
+  Conv2DBackpropFilter: timed(conv2DBackpropFilterKernel),
 };
 
 // ---------------------------------------------------------------- helpers

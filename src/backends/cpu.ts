@@ -5,6 +5,8 @@ import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { registerCpuAdamW } from "./cpu-adamw.ts";
 import { registerCpuElementwiseKernels } from "./cpu-elementwise.ts";
+import { microKernelKind } from "./gemm.ts";
+import { startThreadPool, threadPoolFailure } from "./thread-pool.ts";
 
 interface CpuConvModule {
   registerCpuConvKernels(): void;
@@ -31,11 +33,16 @@ export function cpuName(): string {
 
 export interface CpuStarted {
   device: string;
-  /** "finalbn conv, elementwise and AdamW kernels" or "stock tfjs kernels (<why>)". */
+  /** "finalbn conv, elementwise and AdamW kernels, 2 threads, wasm-fma" or "stock tfjs kernels (<why>)". */
   kernels: string;
+  /** Threads our convolutions run on (FINALBN_THREADS, else one per core). */
+  threads: number;
 }
 
-/** Switch tfjs to "cpu" and register the project's conv kernels if it can (fail soft). */
+/**
+ * Switch tfjs to "cpu" and register the project's conv kernels if it can (fail soft), and start
+ * the pool of threads they split their work over (thread-pool.ts; FINALBN_THREADS=1: none).
+ */
 export async function startCpu(): Promise<CpuStarted> {
   await tf.setBackend("cpu");
   await tf.ready();
@@ -44,6 +51,7 @@ export async function startCpu(): Promise<CpuStarted> {
   (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
   const { module, reason } = await loadCpuConv();
   let kernels = `stock tfjs kernels (${reason})`;
+  let threads = 1;
   if (module) {
     try {
       module.registerCpuConvKernels();
@@ -53,10 +61,12 @@ export async function startCpu(): Promise<CpuStarted> {
       // AdamW as one pass per weight tensor instead of a dozen element-wise ops (a full-width VGG19
       // step at 32 px, batch 4: 2.1 s -> 0.87 s).
       registerCpuAdamW();
-      kernels = "finalbn conv, elementwise and AdamW kernels";
+      threads = await startThreadPool();
+      const failure = threadPoolFailure();
+      kernels = `finalbn conv, elementwise and AdamW kernels, ${threads} thread${threads > 1 ? "s" : ""}${failure ? ` (${failure})` : ""}, ${microKernelKind()}`;
     } catch (error) {
       kernels = `stock tfjs kernels (registerCpuConvKernels failed: ${(error as Error).message.split("\n")[0]})`;
     }
   }
-  return { device: cpuName(), kernels };
+  return { device: cpuName(), kernels, threads };
 }

@@ -82,6 +82,28 @@ export function gemm({ m, n, k, a, b, c }: GemmArgs): void {
   }
 }
 
+/**
+ * Part `part` of `parts` of gemm(args), for threads sharing one product: a band of C's rows
+ * (copies of B packed per thread) or, when C is wider than tall, a band of its columns (copies of
+ * A). Either way each element of C gets its terms in the same order as from gemm(args) itself:
+ * the k dimension is cut into the same KC slices. So the parts' results are bit-identical to the
+ * whole's, however many threads.
+ */
+export function gemmPart(args: GemmArgs, part: number, parts: number): void {
+  const { m, n, a, b, c } = args;
+  const byRows = m >= n;
+  const unit = byRows ? MR : NR;
+  const tiles = Math.ceil((byRows ? m : n) / unit);
+  const first = Math.min(byRows ? m : n, Math.floor((tiles * part) / parts) * unit);
+  const end = Math.min(byRows ? m : n, Math.floor((tiles * (part + 1)) / parts) * unit);
+  if (end <= first) return;
+  if (byRows) {
+    gemm({ ...args, m: end - first, a: { ...a, offset: a.offset + first * a.rowStride }, c: { ...c, offset: c.offset + first * c.rowStride } });
+  } else {
+    gemm({ ...args, n: end - first, b: { ...b, offset: b.offset + first * b.colStride }, c: { ...c, offset: c.offset + first } });
+  }
+}
+
 /** Copy A[i0 .. i0+mc, p0 .. p0+kc] to the heap as MR-row panels, one after another. */
 function packA(a: MatrixView, i0: number, mc: number, p0: number, kc: number): void {
   const { data, rowStride, colStride } = a;

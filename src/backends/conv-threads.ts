@@ -1,0 +1,110 @@
+// The three convolution products of conv-gemm.ts, split across the kernel pool's threads
+// (thread-pool.ts). Same bands, same products as the single-thread code; each band's im2col,
+// product and col2im is one job that every thread takes a part of (kernel-jobs.ts), so the
+// results are bit-identical to one thread's.
+//
+// The arena holds the operands side by side: the inputs are copied in (tfjs's arrays are not
+// shared memory), the output copied out into a fresh array for tfjs to own.
+import { activePool } from "./thread-pool.ts";
+import { writeCol2imJob, writeGemmJob, writeIm2colJob, type ArenaGemm } from "./kernel-jobs.ts";
+import { bandRows, isPointwise, outputPixels, patchSize, type ConvGeometry } from "./im2col.ts";
+
+type ActivePool = NonNullable<ReturnType<typeof activePool>>;
+
+/** Below this many multiply-adds a convolution stays on one thread: waking the others costs more. */
+const MIN_THREADED_MACS = 1 << 20;
+/** Nor above this arena size (floats, 2 GiB): at 224 px the largest layers stay on one thread. */
+const MAX_ARENA_FLOATS = 1 << 29;
+
+/** The pool if this convolution should use it. */
+export function poolFor(g: ConvGeometry): ActivePool | undefined {
+  const pool = activePool();
+  if (!pool || outputPixels(g) * patchSize(g) * g.outChannels < MIN_THREADED_MACS) return undefined;
+  const floats = g.batch * g.inHeight * g.inWidth * g.inChannels + outputPixels(g) * g.outChannels + patchSize(g) * g.outChannels;
+  return floats + bandRows(g) * patchSize(g) <= MAX_ARENA_FLOATS ? pool : undefined;
+}
+
+const rowMajor = (at: number, cols: number) => ({ at, rowStride: cols, colStride: 1 });
+const transposed = (at: number, cols: number) => ({ at, rowStride: 1, colStride: cols });
+
+function gemm(pool: ActivePool, product: ArenaGemm): void {
+  pool.run((job) => writeGemmJob(job, product));
+}
+
+export function pooledForward(pool: ActivePool, x: Float32Array, w: Float32Array, g: ConvGeometry): Float32Array {
+  const pixels = outputPixels(g);
+  const patch = patchSize(g);
+  const co = g.outChannels;
+  const pointwise = isPointwise(g);
+  const band = pointwise ? 0 : bandRows(g);
+  const [X, W, Y, COLS] = offsets([x.length, w.length, pixels * co]);
+  const arena = pool.arena(COLS + band * patch);
+  arena.set(x, X);
+  arena.set(w, W);
+  arena.fill(0, Y, Y + pixels * co);
+  if (pointwise) {
+    gemm(pool, { m: pixels, n: co, k: patch, a: rowMajor(X, patch), b: rowMajor(W, co), c: { at: Y, rowStride: co } });
+  } else {
+    for (let r0 = 0; r0 < pixels; r0 += band) {
+      const rows = Math.min(band, pixels - r0);
+      pool.run((job) => writeIm2colJob(job, g, X, r0, rows, COLS));
+      gemm(pool, { m: rows, n: co, k: patch, a: rowMajor(COLS, patch), b: rowMajor(W, co), c: { at: Y + r0 * co, rowStride: co } });
+    }
+  }
+  return arena.slice(Y, Y + pixels * co);
+}
+
+export function pooledFilterGrad(pool: ActivePool, x: Float32Array, dy: Float32Array, g: ConvGeometry): Float32Array {
+  const pixels = outputPixels(g);
+  const patch = patchSize(g);
+  const co = g.outChannels;
+  const pointwise = isPointwise(g);
+  const band = pointwise ? 0 : bandRows(g);
+  const [X, DY, DW, COLS] = offsets([x.length, dy.length, patch * co]);
+  const arena = pool.arena(COLS + band * patch);
+  arena.set(x, X);
+  arena.set(dy, DY);
+  arena.fill(0, DW, DW + patch * co);
+  if (pointwise) {
+    gemm(pool, { m: patch, n: co, k: pixels, a: transposed(X, patch), b: rowMajor(DY, co), c: { at: DW, rowStride: co } });
+  } else {
+    for (let r0 = 0; r0 < pixels; r0 += band) {
+      const rows = Math.min(band, pixels - r0);
+      pool.run((job) => writeIm2colJob(job, g, X, r0, rows, COLS));
+      gemm(pool, { m: patch, n: co, k: rows, a: transposed(COLS, patch), b: rowMajor(DY + r0 * co, co), c: { at: DW, rowStride: co } });
+    }
+  }
+  return arena.slice(DW, DW + patch * co);
+}
+
+export function pooledInputGrad(pool: ActivePool, dy: Float32Array, w: Float32Array, g: ConvGeometry): Float32Array {
+  const pixels = outputPixels(g);
+  const patch = patchSize(g);
+  const co = g.outChannels;
+  const dxLength = g.batch * g.inHeight * g.inWidth * g.inChannels;
+  const pointwise = isPointwise(g);
+  const band = pointwise ? 0 : bandRows(g);
+  const [DY, W, DX, COLS] = offsets([dy.length, w.length, dxLength]);
+  const arena = pool.arena(COLS + band * patch);
+  arena.set(dy, DY);
+  arena.set(w, W);
+  arena.fill(0, DX, DX + dxLength);
+  if (pointwise) {
+    gemm(pool, { m: pixels, n: patch, k: co, a: rowMajor(DY, co), b: transposed(W, co), c: { at: DX, rowStride: patch } });
+  } else {
+    for (let r0 = 0; r0 < pixels; r0 += band) {
+      const rows = Math.min(band, pixels - r0);
+      arena.fill(0, COLS, COLS + rows * patch);
+      gemm(pool, { m: rows, n: patch, k: co, a: rowMajor(DY + r0 * co, co), b: transposed(W, co), c: { at: COLS, rowStride: patch } });
+      pool.run((job) => writeCol2imJob(job, g, COLS, r0, rows, DX));
+    }
+  }
+  return arena.slice(DX, DX + dxLength);
+}
+
+/** Start offsets of regions of these lengths laid end to end, and where the next would start. */
+function offsets(lengths: readonly number[]): number[] {
+  const at = [0];
+  for (const n of lengths) at.push(at[at.length - 1]! + n);
+  return at;
+}
