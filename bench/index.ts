@@ -4,9 +4,11 @@
 //              filter gradient, tfjs's stock kernel against ours in the same run (ms, GFLOP/s, ratio);
 //   2. steps   whole training steps (the learner's trainStep) of VGG19 with and without the final
 //              BN, in images per second, with our kernels (and the stock ones where they finish);
-//   3. torch   with --with-torch, the same VGG19 steps in PyTorch (bench/torch_step.py) and the ratio.
+//   3. torch   with --with-torch, the same VGG19 steps in PyTorch (bench/torch_step.py) and the ratio,
+//              PyTorch on the same number of threads as ours.
 //
 //   npm run bench -- [--backend cpu|webgpu] [--size PX] [--batch N] [--parts layers,steps] [--json] [--out FILE]
+//   npm run bench -- --backend cpu --parts steps --threads 1,2 [--with-torch] [--min-thread-speedup 1.4]
 //
 // Sizes default to what the backend can do in a few minutes: 32 px (batch 4 on cpu, 2 on a software
 // GPU such as lavapipe); 224 px, batch 32 on a real GPU. Read the ratios: absolute times move with
@@ -16,10 +18,11 @@ import * as tf from "@tensorflow/tfjs";
 import { numberFlag, parseFlags, runCli, UsageError } from "../src/cli/args.ts";
 import { writeFileAtomic } from "../src/data/files.ts";
 import { startBackend, type StartedBackend } from "../src/backends/index.ts";
+import { kernelThreads } from "../src/backends/thread-pool.ts";
 import { BENCH_MODELS, modelConvs, type BenchModel } from "./conv-shapes.ts";
 import { benchOp, CONV_OPS, modelTotal, type ConvOp, type OpRow } from "./conv-ops.ts";
 import { cpuSwitch, webGpuSwitch, type KernelSwitch, type Kernels } from "./kernel-switch.ts";
-import { benchTrainSteps, type StepRow } from "./train-step.ts";
+import { benchTrainSteps, threadSpeedups, type StepRow } from "./train-step.ts";
 import { findTorchPython, runTorchSteps, torchCandidates, type TorchResult } from "./torch.ts";
 import { fixed, textTable } from "./table.ts";
 
@@ -67,6 +70,8 @@ runCli(async () => {
     "with-torch": { type: "boolean", help: "also run the VGG19 steps in PyTorch (bench/torch_step.py) and print the ratio" },
     python: { type: "string", help: "python with torch for --with-torch (default: $FINALBN_PYTHON, python3, /usr/bin/python3)" },
     "min-speedup": { type: "string", help: "fail (exit 1) if a network's total for an op is less than this many times stock (a speed guard for CI)" },
+    threads: { type: "string", help: "cpu: kernel thread counts to time the steps on, e.g. 1,2 (default: FINALBN_THREADS, else one per core)" },
+    "min-thread-speedup": { type: "string", help: "fail (exit 1) if the steps' convolutions on the most threads of --threads are less than this many times faster than on 1 (a CI guard)" },
     json: { type: "boolean", help: "print the results as one JSON object instead of tables" },
     out: { type: "string", help: "also write the JSON results to this file" },
   });
@@ -89,6 +94,13 @@ runCli(async () => {
   }
   parseBlock(flags.block);
   if (flags.backend && !["cpu", "webgpu"].includes(flags.backend)) throw new UsageError(`--backend must be cpu or webgpu, got "${flags.backend}"`);
+  const threadList = flags.threads?.split(",").map((t) => numberFlag("threads", t.trim(), { integer: true, min: 1, max: 256 })!);
+  const minThreadSpeedup = numberFlag("min-thread-speedup", flags["min-thread-speedup"], { min: 0 });
+  if (minThreadSpeedup !== undefined && (!parts.includes("steps") || !threadList?.includes(1) || Math.max(...threadList) < 2)) {
+    throw new UsageError("--min-thread-speedup compares steps on 1 thread and on more: leave steps in --parts and give --threads 1,N");
+  }
+  // The pool starts with the backend, as many threads as the most asked for.
+  if (threadList) process.env.FINALBN_THREADS = String(Math.max(...threadList));
 
   const progress = (line: string) => console.error(line);
   const backend = await startBackend({ prefer: (flags.backend as "cpu" | "webgpu" | undefined) ?? "auto", log: progress });
@@ -150,14 +162,17 @@ runCli(async () => {
   // 2. Whole training steps.
   if (parts.includes("steps")) {
     const sets: Kernels[] = stockSteps ? ["ours", "stock"] : ["ours"];
-    steps = await benchTrainSteps({ arch, size, batch, width, kernels, sets, rounds, minMs }, progress);
+    const threads = backend.name === "cpu" ? (threadList ?? [kernelThreads()]) : undefined;
+    steps = await benchTrainSteps({ arch, size, batch, width, kernels, sets, rounds, minMs, threads }, progress);
     await save();
   }
   kernels.use("ours"); // leave the backend as training has it
 
   // 3. PyTorch on the same machine.
   if (torchPython) {
-    torch = await runTorchSteps({ python: torchPython, arch, size, batch, width, rounds, minMs }, progress);
+    // On the cpu, PyTorch on the same thread counts as ours (on a GPU backend it picks its own device).
+    const threads = backend.name === "cpu" ? [...new Set(steps.map((r) => r.threads))] : undefined;
+    torch = await runTorchSteps({ python: torchPython, arch, size, batch, width, rounds, minMs, threads }, progress);
     await save();
   }
 
@@ -166,7 +181,8 @@ runCli(async () => {
   const wrong = layers.filter((r) => r.relError !== undefined && !(r.relError <= MAX_REL_ERROR));
   for (const r of wrong) console.error(`WRONG: our ${r.op} differs from stock on ${r.layer} (${r.shape}) by ${r.relError} relative`);
   const slow = minSpeedup === undefined ? 0 : checkSpeedups(totals, minSpeedup);
-  return wrong.length > 0 || slow > 0 ? 1 : 0;
+  const slowThreads = minThreadSpeedup === undefined ? 0 : checkThreadSpeedups(steps, minThreadSpeedup);
+  return wrong.length > 0 || slow > 0 || slowThreads > 0 ? 1 : 0;
 });
 
 /** float32 results of differently ordered sums: the tests hold ours to 1e-4 of a float64 loop. */
@@ -174,7 +190,7 @@ const MAX_REL_ERROR = 1e-3;
 
 function printTables(r: { machine: { backend: string; device: string }; options: { size: number; batch: number; clock: string }; layers: OpRow[]; totals: OpRow[]; steps: StepRow[]; torch?: TorchResult }): void {
   const { size, batch } = r.options;
-  console.log(`backend ${r.machine.backend} on ${r.machine.device}; ${size}x${size}, batch ${batch}; ${r.options.clock === "cpu" ? "CPU time of this process" : "wall time"}`);
+  console.log(`backend ${r.machine.backend} on ${r.machine.device}; ${size}x${size}, batch ${batch}; layers timed by ${r.options.clock === "cpu" ? "the CPU time of this process" : "the wall clock"}`);
   if (r.layers.length) {
     console.log("");
     console.log(layerTable([...r.layers, ...r.totals], batch));
@@ -193,6 +209,17 @@ function checkSpeedups(totals: readonly OpRow[], min: number): number {
   }
   if (slow.length === 0) console.error(`speed guard: every total is at least ${min}x stock`);
   return slow.length ? 1 : 0;
+}
+
+function checkThreadSpeedups(steps: readonly StepRow[], min: number): number {
+  const ratios = threadSpeedups(steps);
+  const slow = ratios.filter((r) => r.conv === null || r.conv < min);
+  for (const r of slow) {
+    console.error(`thread guard: ${r.finalBN ? "with" : "without"} final BN: convolutions on ${r.threads} threads ${r.conv === null ? "not timed" : `${r.conv.toFixed(2)}x one thread`}, below ${min}x`);
+  }
+  if (ratios.length === 0) console.error("thread guard: no step was timed on both 1 and more threads");
+  else if (slow.length === 0) console.error(`thread guard: convolutions on more threads are at least ${min}x one thread (${ratios.map((r) => `${r.conv!.toFixed(2)}x`).join(", ")})`);
+  return slow.length || ratios.length === 0 ? 1 : 0;
 }
 
 function layerTable(rows: readonly OpRow[], batch: number): string {
@@ -219,26 +246,36 @@ function layerTable(rows: readonly OpRow[], batch: number): string {
 }
 
 function stepTable(rows: readonly StepRow[], torch: TorchResult | undefined): string {
+  const torchRow = (r: StepRow) => torch?.rows.find((x) => x.finalBN === r.finalBN && (x.threads === null || x.threads === r.threads));
   const body = rows.map((r) => {
-    const t = torch?.rows.find((x) => x.finalBN === r.finalBN);
+    const t = torchRow(r);
     return [
       `${r.arch} ${r.finalBN ? "with" : "without"} final BN`,
       r.kernels,
       `${r.size} px, batch ${r.batch}${r.width === 1 ? "" : `, width ${r.width}`}`,
+      String(r.threads),
+      r.clock,
       r.msPerStep.toFixed(1),
       r.imagesPerSec.toFixed(2),
-      ...(torch ? [t ? t.imagesPerSec.toFixed(2) : "-", t ? (r.imagesPerSec / t.imagesPerSec).toFixed(3) : "-"] : []),
+      r.gflops.toFixed(1),
+      r.convShare === undefined ? "-" : `${(100 * r.convShare).toFixed(0)}%`,
+      ...(torch ? [t ? `${t.imagesPerSec.toFixed(2)} (${t.threads ?? "-"}, ${t.clock})` : "-", t ? (r.imagesPerSec / t.imagesPerSec).toFixed(3) : "-"] : []),
     ];
   });
-  const header = ["training step", "kernels", "setup", "ms/step", "images/s", ...(torch ? ["torch images/s", "tfjs/torch"] : [])];
+  const header = ["training step", "kernels", "setup", "threads", "clock", "ms/step", "images/s", "GFLOP/s", "in convs", ...(torch ? ["torch images/s (threads, clock)", "tfjs/torch"] : [])];
   const lines = [textTable(header, body, 3)];
-  const stock = (bn: boolean) => rows.find((r) => r.finalBN === bn && r.kernels === "stock");
-  const ours = (bn: boolean) => rows.find((r) => r.finalBN === bn && r.kernels === "ours");
+  lines.push("clock: cpu = CPU time of this process (one thread), wall = wall clock (more threads: CPU time would sum over them)");
+  lines.push("GFLOP/s: the convolutions' FLOPs of a step (forward, both gradients) over its time; in convs: share of the step's wall time inside our convolution kernels");
+  const find = (bn: boolean, kernels: string) => rows.filter((r) => r.finalBN === bn && r.kernels === kernels);
   for (const bn of [false, true]) {
-    const s = stock(bn);
-    const o = ours(bn);
-    if (s && o) lines.push(`${o.arch} ${bn ? "with" : "without"} final BN: ours ${(s.msPerStep / o.msPerStep).toFixed(2)}x the stock kernels' speed`);
+    for (const o of find(bn, "ours")) {
+      const s = find(bn, "stock").find((r) => r.threads === o.threads);
+      if (s) lines.push(`${o.arch} ${bn ? "with" : "without"} final BN, ${o.threads} thread(s): ours ${(s.msPerStep / o.msPerStep).toFixed(2)}x the stock kernels' speed`);
+    }
   }
-  if (torch) lines.push(`PyTorch ${torch.torch} on ${torch.device}${torch.tf32Convolutions ? " (TF32 convolutions)" : ""}; ${torch.clock === "cpu" ? "CPU time of the process" : "wall time"}`);
+  for (const r of threadSpeedups(rows)) {
+    lines.push(`${rows[0]!.arch} ${r.finalBN ? "with" : "without"} final BN on ${r.threads} threads: step ${r.step.toFixed(2)}x one thread, convolutions ${r.conv === null ? "-" : `${r.conv.toFixed(2)}x`}`);
+  }
+  if (torch) lines.push(`PyTorch ${torch.torch} on ${torch.device}${torch.tf32Convolutions ? " (TF32 convolutions)" : ""}`);
   return lines.join("\n");
 }

@@ -4,6 +4,7 @@ import type { Clock } from "./timing.ts";
 import { cpuConvKernelCalls, registerCpuConvKernels, unregisterCpuConvKernels } from "../src/backends/cpu-conv.ts";
 import { registerCpuElementwiseKernels, unregisterCpuElementwiseKernels } from "../src/backends/cpu-elementwise.ts";
 import { registerCpuAdamW, unregisterCpuAdamW } from "../src/backends/cpu-adamw.ts";
+import { kernelThreads } from "../src/backends/thread-pool.ts";
 import { registerWebGpuAdamW, unregisterWebGpuAdamW } from "../src/backends/webgpu-adamw.ts";
 import {
   DEFAULT_WEBGPU_CONV_KERNELS,
@@ -24,10 +25,11 @@ export interface KernelSwitch {
   calls(kernelName: string): { fast: number; fallback: number };
 }
 
+/** Create after the backend has started: with its kernel threads, the wall clock (CPU time sums over threads). */
 export function cpuSwitch(): KernelSwitch {
   return {
     backend: "cpu",
-    clock: "cpu",
+    clock: kernelThreads() > 1 ? "wall" : "cpu",
     use(kernels) {
       if (kernels === "ours") (registerCpuConvKernels(), registerCpuElementwiseKernels(), registerCpuAdamW());
       else (unregisterCpuConvKernels(), unregisterCpuElementwiseKernels(), unregisterCpuAdamW());

@@ -1,9 +1,10 @@
 // Timing kernels and training steps fairly: contenders alternate round by round, so a change in
 // the machine's load hits all of them alike, and the median round is reported.
 //
-// Which clock: on the cpu backend, the CPU time of this (single-threaded) process, which other
-// people's jobs on a shared machine move much less than the wall clock; on a GPU (or lavapipe,
-// whose worker threads would be missed by a process CPU clock), wall time closed by a read-back.
+// Which clock: on the cpu backend with one thread, the CPU time of this process, which other
+// people's jobs on a shared machine move much less than the wall clock; with more threads (the
+// process's CPU time sums over them and would hide the gain), on a GPU (or lavapipe, whose worker
+// threads would be missed too), wall time closed by a read-back.
 
 export type Clock = "cpu" | "wall";
 
@@ -23,6 +24,8 @@ export function median(values: readonly number[]): number {
 export interface Contender {
   /** Called before each of its rounds (e.g. registers the kernels it needs). */
   before?: () => void;
+  /** Its own clock, instead of the options' one (a threaded contender among single-threaded ones). */
+  clock?: Clock;
   run: () => Promise<void>;
 }
 
@@ -40,8 +43,9 @@ export interface TimingOptions {
  * contender takes its turn.
  */
 export async function timeAlternating(contenders: readonly Contender[], options: TimingOptions): Promise<number[]> {
-  const { clock, minMs, rounds, slowMs = Infinity } = options;
+  const { minMs, rounds, slowMs = Infinity } = options;
   const timeCalls = async (c: Contender, reps: number): Promise<number> => {
+    const clock = c.clock ?? options.clock;
     c.before?.();
     const start = clockMs(clock);
     for (let r = 0; r < reps; r++) await c.run();

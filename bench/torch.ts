@@ -12,11 +12,22 @@ const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "torch_st
 export interface TorchResult {
   torch: string;
   device: string;
-  /** "cpu": CPU time of the process (on the CPU, like the tfjs side); "wall": on a GPU. */
+  /** The first row's clock (each row has its own). */
   clock: "cpu" | "wall";
   tf32Convolutions: boolean;
   python: string;
-  rows: { arch: string; finalBN: boolean; msPerStep: number; imagesPerSec: number }[];
+  rows: TorchRow[];
+}
+
+export interface TorchRow {
+  arch: string;
+  finalBN: boolean;
+  /** torch.set_num_threads on the CPU; null on a GPU. */
+  threads: number | null;
+  /** "cpu": CPU time of the process (one CPU thread, like the tfjs side); "wall": more threads, or a GPU. */
+  clock: "cpu" | "wall";
+  msPerStep: number;
+  imagesPerSec: number;
 }
 
 export interface TorchOptions {
@@ -28,6 +39,8 @@ export interface TorchOptions {
   width: number;
   rounds: number;
   minMs: number;
+  /** CPU thread counts to time, as on the tfjs side (default: torch's own). */
+  threads?: readonly number[];
 }
 
 /** The first candidate python that can import torch, with the reasons the others could not. */
@@ -58,6 +71,7 @@ export async function runTorchSteps(o: TorchOptions, log: (line: string) => void
   log(`PyTorch steps with ${python} ...`);
   const args = [SCRIPT, "--arch", o.arch, "--size", String(o.size), "--batch", String(o.batch), "--width", String(o.width)];
   args.push("--rounds", String(o.rounds), "--min-ms", String(o.minMs));
+  if (o.threads?.length) args.push("--threads", o.threads.join(","));
   let stdout: string;
   try {
     ({ stdout } = await run(python, args, { timeout: 30 * 60_000, maxBuffer: 16 * 1024 * 1024 }));
@@ -67,6 +81,9 @@ export async function runTorchSteps(o: TorchOptions, log: (line: string) => void
   }
   const last = stdout.trim().split("\n").pop() ?? "";
   const result = JSON.parse(last) as Omit<TorchResult, "python">;
-  for (const r of result.rows) log(`torch ${r.arch} ${r.finalBN ? "with" : "without"} final BN: ${r.msPerStep.toFixed(0)} ms/step`);
+  for (const r of result.rows) {
+    const threads = r.threads === null ? "" : `, ${r.threads} thread${r.threads > 1 ? "s" : ""}`;
+    log(`torch ${r.arch} ${r.finalBN ? "with" : "without"} final BN${threads}: ${r.msPerStep.toFixed(0)} ms/step (${r.clock} clock)`);
+  }
   return { ...result, python };
 }

@@ -2,8 +2,9 @@
 """The same VGG19 training steps as bench/train-step.ts, in PyTorch, for `npm run bench -- --with-torch`.
 
 VGG19 (or VGG19-BN) body, fastai head, with and without the final BN on the logits; AdamW; random
-images. Prints one JSON object: torch version, device, and images/s per variant. Plain PyTorch,
-no torchvision, so that any PyTorch install (Debian's python3-torch included) runs it.
+images. Prints one JSON object: torch version, device, and images/s per variant and thread count
+(--threads 1,2: torch.set_num_threads, the same counts as the tfjs side). Plain PyTorch, no
+torchvision, so that any PyTorch install (Debian's python3-torch included) runs it.
 """
 import argparse
 import json
@@ -76,21 +77,26 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--min-ms", type=float, default=1000)
     p.add_argument("--device", default="auto", help="cuda, cpu or auto")
+    p.add_argument("--threads", default="", help="comma-separated CPU thread counts (default: torch's own)")
     a = p.parse_args()
+    thread_counts = [int(t) for t in a.threads.split(",") if t.strip()] or [torch.get_num_threads()]
 
     device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else ("cpu" if a.device == "auto" else a.device))
     if device.type == "cuda":
+        thread_counts = thread_counts[:1]  # CPU threads do not apply
         torch.backends.cudnn.benchmark = True
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"cpu, {torch.get_num_threads()} threads"
+        name = "cpu"
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    # The clock the tfjs side uses on the same device: wall time on a GPU; on the CPU, CPU time of the
-    # process (summed over torch's threads, so both sides are charged for every core they use).
-    clock = time.perf_counter if device.type == "cuda" else time.process_time
 
     rows = []
-    for final_bn in (False, True):
+    for threads, final_bn in [(t, bn) for t in thread_counts for bn in (False, True)]:
+        if device.type == "cpu":
+            torch.set_num_threads(threads)
+        # The clock the tfjs side uses: on one CPU thread, CPU time of the process (other jobs on a
+        # shared machine move it less); with more threads, or on a GPU, the wall clock.
+        clock = time.process_time if device.type == "cpu" and threads == 1 else time.perf_counter
         torch.manual_seed(1)
         net = model(a.arch, final_bn, a.width).to(device).train()
         opt = torch.optim.AdamW(net.parameters(), lr=1e-5, betas=(0.9, 0.99), eps=1e-5, weight_decay=1e-2)
@@ -120,10 +126,12 @@ def main():
             sync()
             times.append((clock() - start) * 1000 / reps)
         ms = statistics.median(times)
-        rows.append({"arch": a.arch, "finalBN": final_bn, "msPerStep": ms, "imagesPerSec": a.batch / ms * 1000})
+        clock_name = "cpu" if clock is time.process_time else "wall"
+        cpu_threads = threads if device.type == "cpu" else None
+        rows.append({"arch": a.arch, "finalBN": final_bn, "threads": cpu_threads, "clock": clock_name, "msPerStep": ms, "imagesPerSec": a.batch / ms * 1000})
 
     tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32
-    clock_name = "wall" if device.type == "cuda" else "cpu"
+    clock_name = rows[0]["clock"]
     print(json.dumps({"torch": torch.__version__, "device": name, "clock": clock_name, "tf32Convolutions": tf32, "rows": rows}))
 
 

@@ -17,14 +17,20 @@ test("without a python that has torch, --with-torch says how to get one", async 
   await assert.rejects(findTorchPython(["/nonexistent/python3"]), /needs a python with PyTorch \(pip install torch, or apt-get install python3-torch\); tried \/nonexistent\/python3: not found/);
 });
 
-test("PyTorch times both VGG19 variants and reports its version and device", { skip: noTorch }, async () => {
-  const result = await runTorchSteps({ python: python!, arch: "vgg19_bn", size: 32, batch: 4, width: 1 / 16, rounds: 1, minMs: 10 });
+test("PyTorch times both VGG19 variants on each thread count asked for, and reports its version and device", { skip: noTorch }, async () => {
+  const result = await runTorchSteps({ python: python!, arch: "vgg19_bn", size: 32, batch: 4, width: 1 / 16, rounds: 1, minMs: 10, threads: [1, 2] });
   assert.equal(result.python, python);
   assert.match(result.torch, /^\d+\.\d+/);
   assert.match(result.device, /cpu|cuda|NVIDIA|GPU/i);
-  assert.equal(result.clock, /^cpu/.test(result.device) ? "cpu" : "wall");
-  assert.deepEqual(result.rows.map((r) => [r.arch, r.finalBN]), [["vgg19_bn", false], ["vgg19_bn", true]]);
+  const cpu = /^cpu/.test(result.device);
+  const expected = cpu
+    ? [[1, false, "cpu"], [1, true, "cpu"], [2, false, "wall"], [2, true, "wall"]]
+    : [[null, false, "wall"], [null, true, "wall"]];
+  // One CPU thread is timed by the process's CPU time, more by the wall clock (CPU time sums over threads).
+  assert.deepEqual(result.rows.map((r) => [r.threads, r.finalBN, r.clock]), expected);
+  assert.equal(result.clock, result.rows[0]!.clock);
   for (const r of result.rows) {
+    assert.equal(r.arch, "vgg19_bn");
     assert.ok(r.msPerStep > 0 && Number.isFinite(r.msPerStep));
     assert.ok(Math.abs(r.imagesPerSec - (4 / r.msPerStep) * 1000) < 1e-6 * r.imagesPerSec, "images/s is the batch over the step time");
   }

@@ -7,6 +7,7 @@ import { buildArchitecture, type Arch } from "../src/models/index.ts";
 import { convGflop, modelConvs, outSide, type BenchModel } from "../bench/conv-shapes.ts";
 import { modelTotal, type OpRow } from "../bench/conv-ops.ts";
 import { median, timeAlternating } from "../bench/timing.ts";
+import { threadSpeedups, vgg19StepGflop, type StepRow } from "../bench/train-step.ts";
 
 /** "outSide/inC/outC/k/stride" of every Conv2D layer of a model, sorted. */
 function layerKeys(arch: Arch, size: number): string[] {
@@ -82,4 +83,18 @@ test("timing alternates the contenders round by round and reports each one's med
   assert.ok(b! > 1.5 * a!, `3 times the work took ${b} ms against ${a} ms`);
   assert.equal(median([5, 1, 3]), 3);
   assert.equal(median([4, 1, 3, 2]), 2.5);
+});
+
+test("a VGG19 step's convolution FLOPs: forward, filter and input gradients, none for the image", () => {
+  const forward = modelConvs("vgg19", 32).reduce((sum, c) => sum + c.count * convGflop(c, 4), 0);
+  const first = convGflop(modelConvs("vgg19", 32)[0]!, 4);
+  assert.ok(Math.abs(vgg19StepGflop(32, 4, 1) - (3 * forward - first)) < 1e-9);
+  assert.ok(vgg19StepGflop(32, 4, 1 / 8) < vgg19StepGflop(32, 4, 1) / 50, "width 1/8 has about 1/64 of the FLOPs");
+});
+
+test("the thread guard compares convolution time per step on 1 thread with the most threads timed", () => {
+  const row = (finalBN: boolean, threads: number, msPerStep: number, convMsPerStep: number) =>
+    ({ arch: "vgg19", finalBN, kernels: "ours", size: 32, batch: 4, width: 1, msPerStep, imagesPerSec: 4000 / msPerStep, threads, clock: threads > 1 ? "wall" : "cpu", gflops: 1, convMsPerStep, convShare: convMsPerStep / msPerStep }) as StepRow;
+  const rows = [row(false, 1, 1000, 600), row(false, 2, 700, 320), row(true, 1, 1000, 600)];
+  assert.deepEqual(threadSpeedups(rows), [{ finalBN: false, threads: 2, conv: 600 / 320, step: 1000 / 700 }]);
 });
