@@ -9,6 +9,7 @@ import { adamWKernel, type AdamWAttrs } from "./adamw-kernel.ts";
 
 interface CpuBackend {
   readSync(dataId: object): unknown;
+  data: { get(dataId: object): { values?: unknown; refCount?: number } };
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }
 
@@ -21,8 +22,11 @@ function adamWCpu({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.
   const [p0, g0, m0, v0] = [read(param), read(grad), read(m), read(v)];
   const n = p0.length;
   const p1 = new Float32Array(n);
-  const m1 = new Float32Array(n);
-  const v1 = new Float32Array(n);
+  // m and v are the optimizer's own state (adamw-kernel.ts): where no other tensor shares their
+  // memory, their new values go where the old ones were. Fresh arrays cost more than the update
+  // itself: the system zeroes and maps every page on first touch (80 MB each at full width).
+  const m1 = ownedValues(cpu, m) ?? new Float32Array(n);
+  const v1 = ownedValues(cpu, v) ?? new Float32Array(n);
   const keep = 1 - lr * decay;
   // lr * (m / c1) / (sqrt(v / c2) + eps) with the constant factors taken out of the loop.
   const stepSize = lr / c1;
@@ -36,6 +40,12 @@ function adamWCpu({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.
     p1[i] = p0[i]! * keep - (stepSize * mi) / (Math.sqrt(vi) * invSqrtC2 + eps);
   }
   return [p1, m1, v1].map((values) => cpu.makeTensorInfo(param.shape, "float32", values));
+}
+
+/** The tensor's Float32Array if nothing but this tensor holds it (refCount 1: no clone, no other view). */
+function ownedValues(cpu: CpuBackend, t: tf.TensorInfo): Float32Array | undefined {
+  const data = cpu.data.get(t.dataId);
+  return data.refCount === 1 && data.values instanceof Float32Array ? data.values : undefined;
 }
 
 const kernel = adamWKernel("cpu", adamWCpu as tf.KernelFunc);
