@@ -105,8 +105,13 @@ async function decodePixels(input: Uint8Array, size: number): Promise<Uint8Array
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
-/** Why sharp refused an image, in words: the pixel limit's message does not say how big the image claims to be. */
+/**
+ * Why sharp refused an image, in words. The pixel limit's message does not say how big the image
+ * claims to be; with decodes running side by side, libvips sometimes loses a warning's own text
+ * (premature end of JPEG, ...) and only says that a warning was treated as an error.
+ */
 async function decodeFailure(input: Uint8Array, err: Error): Promise<string> {
+  if (/warning treated as error/i.test(err.message)) return "corrupt or truncated image data";
   if (!/pixel limit/i.test(err.message)) return err.message;
   const { width, height } = await sharp(input, { limitInputPixels: false }).metadata().catch(() => ({ width: undefined, height: undefined }));
   const declared = width && height ? `${width}x${height} pixels` : "too many pixels";
