@@ -21,10 +21,11 @@ function adamWCpu({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.
   const read = (t: tf.TensorInfo) => cpu.readSync(t.dataId) as Float32Array;
   const [p0, g0, m0, v0] = [read(param), read(grad), read(m), read(v)];
   const n = p0.length;
-  const p1 = new Float32Array(n);
-  // m and v are the optimizer's own state (adamw-kernel.ts): where no other tensor shares their
-  // memory, their new values go where the old ones were. Fresh arrays cost more than the update
-  // itself: the system zeroes and maps every page on first touch (80 MB each at full width).
+  // m and v are the optimizer's own state and the gradient is used up (adamw-kernel.ts): where no
+  // other tensor shares their memory, the new m and v go where the old ones were and the new param
+  // where the gradient was. Fresh arrays cost more than the update itself: the system maps and
+  // zeroes every page on first touch (80 MB an array at full width).
+  const p1 = ownedValues(cpu, grad) ?? new Float32Array(n);
   const m1 = ownedValues(cpu, m) ?? new Float32Array(n);
   const v1 = ownedValues(cpu, v) ?? new Float32Array(n);
   const keep = 1 - lr * decay;
