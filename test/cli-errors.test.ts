@@ -134,6 +134,19 @@ test("experiment: a bad --data, --manifest or --pretrained, or --freeze-epochs a
   });
 });
 
+test("experiment on a folder without the manifest's images: exit 1, a few named, before start-up", async () => {
+  const empty = path.join(tmp, "empty-data");
+  await mkdir(empty);
+  const r = await cli("experiment.ts", ["--manifest", MANIFEST, "--data", empty, "--backend", "cuda", "--size", "32"]);
+  assert.equal(r.code, 1, r.stderr);
+  const lines = errorText(r).split("\n");
+  assert.equal(lines[0], `error: 1690 of 1690 images of ${MANIFEST} are missing under ${empty}:`);
+  assert.match(lines[1], /^ {2}raw\/color\/Pepper,_bell___Bacterial_spot\/\S+/);
+  assert.equal(lines[11], "  ... and 1680 more");
+  assert.match(lines[12], /^check --data, or download them: npm run data:fetch -- --manifest /);
+  assert.doesNotMatch(r.stdout + r.stderr, /cuda/i, "found before the backend starts");
+});
+
 // ---------- negative numbers ----------
 
 test("--seed -1, --ratio -1:1 and --per-class -5 are refused with the flag's name, exit 2", async () => {

@@ -28,11 +28,12 @@ export async function loadRunData(manifestFile: string, dataDir: string): Promis
       item.path && (await access(item.path).then(() => true, () => false)) ? undefined : manifestPath,
     )
   ).filter((p): p is string => p !== undefined);
+  // A wrong --data misses every image: the first few say enough, data:verify lists them all.
+  const shown = missing.slice(0, 10).map((p) => `  ${p}\n`).join("") + (missing.length > 10 ? `  ... and ${missing.length - 10} more\n` : "");
   if (missing.length)
     throw new Error(
-      `${missing.length} of ${items.length} images of ${manifestFile} are missing under ${dataDir}:\n` +
-        missing.map((p) => `  ${p}\n`).join("") +
-        `run npm run data:fetch -- --manifest ${manifestFile} --out ${dataDir} to download them, or check --data`,
+      `${missing.length} of ${items.length} images of ${manifestFile} are missing under ${dataDir}:\n${shown}` +
+        `check --data, or download them: npm run data:fetch -- --manifest ${manifestFile} --out ${dataDir}`,
     );
   const of = (split: SplitName) => items.filter((i) => i.split === split).map((i) => i.item);
   const data = { manifest, train: of("train"), val: of("val"), test: of("test") };
