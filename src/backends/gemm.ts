@@ -72,11 +72,11 @@ export function gemm({ m, n, k, a, b, c }: GemmArgs): void {
     const nc = Math.min(NC, n - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = Math.min(KC, k - pc);
-      packB(b, pc, kc, jc, nc);
+      const bStride = packB(b, pc, kc, jc, nc);
       for (let ic = 0; ic < m; ic += MC) {
         const mc = Math.min(MC, m - ic);
         packA(a, ic, mc, pc, kc);
-        macroKernel(kc, mc, nc, c, ic, jc);
+        macroKernel(kc, mc, nc, c, ic, jc, bStride);
       }
     }
   }
@@ -113,13 +113,28 @@ function packA(a: MatrixView, i0: number, mc: number, p0: number, kc: number): v
   }
 }
 
-/** Copy B[p0 .. p0+kc, j0 .. j0+nc] to the heap as NR-column panels, one after another. */
-function packB(b: MatrixView, p0: number, kc: number, j0: number, nc: number): void {
+/**
+ * Copy B[p0 .. p0+kc, j0 .. j0+nc] to the heap, and return the micro-kernel's step from one row of
+ * it to the next. Rows of a row-major B go in as they are (nc wide: one native copy per row, no
+ * per-element loop); the micro-kernel then reads each NR-column panel with a stride of nc. Any
+ * other layout is packed as NR-column panels, one after another (a stride of NR).
+ * (With a row-major B the last panel may read up to NR - 1 floats past a row: values of the next
+ * row or the tile, in columns the macro-kernel never adds to C.)
+ */
+function packB(b: MatrixView, p0: number, kc: number, j0: number, nc: number): number {
   const { data, rowStride, colStride } = b;
+  if (colStride === 1) {
+    const heap = kernel.heap;
+    for (let p = 0, src = b.offset + p0 * rowStride + j0; p < kc; p++, src += rowStride) {
+      heap.set(data.subarray(src, src + nc), B_AT + p * nc);
+    }
+    return nc;
+  }
   for (let jr = 0; jr < nc; jr += NR) {
     const src = b.offset + p0 * rowStride + (j0 + jr) * colStride;
     packPanel(data, src, colStride, rowStride, Math.min(NR, nc - jr), NR, kc, B_AT + jr * kc);
   }
+  return NR;
 }
 
 /**
@@ -154,14 +169,16 @@ function packPanel(
 }
 
 /** Multiply the packed blocks into C[i0 .., j0 ..], one MR x NR tile at a time. */
-function macroKernel(kc: number, mc: number, nc: number, c: OutputView, i0: number, j0: number): void {
+function macroKernel(kc: number, mc: number, nc: number, c: OutputView, i0: number, j0: number, bStride: number): void {
   const { data, rowStride } = c;
   const { heap, run } = kernel;
   for (let jr = 0; jr < nc; jr += NR) {
     const cols = Math.min(NR, nc - jr);
+    // Where panel jr starts: NR-wide panels one after another, or column jr of the copied rows.
+    const bAt = B_AT + (bStride === NR ? jr * kc : jr);
     for (let ir = 0; ir < mc; ir += MR) {
       const rows = Math.min(MR, mc - ir);
-      run(kc, A_AT + ir * kc, B_AT + jr * kc, TILE_AT);
+      run(kc, A_AT + ir * kc, bAt, TILE_AT, bStride);
       // Add the tile into C, skipping the zero-padded rows and columns at the edges.
       let dst = c.offset + (i0 + ir) * rowStride + j0 + jr;
       for (let i = 0; i < rows; i++, dst += rowStride) {

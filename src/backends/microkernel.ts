@@ -16,7 +16,8 @@
 // Both read and write one shared Float32Array, `heap` (for wasm: its linear memory).
 // Layout of the panels, as gemm.ts packs them:
 //   A panel: kc steps of MR floats   a[p * MR + i] = A(row i, step p)
-//   B panel: kc steps of NR floats   b[p * NR + j] = B(step p, column j)
+//   B panel: kc steps of NR floats   b[p * bStride + j] = B(step p, column j)
+//            (bStride NR for a packed panel; wider for rows of B copied into the heap as they are)
 //   tile:    MR x NR floats, row-major, overwritten (not accumulated) by run().
 
 export const MR = 4;
@@ -27,8 +28,8 @@ export type MicroKernelKind = "wasm-fma" | "wasm-simd" | "js";
 export interface MicroKernel {
   kind: MicroKernelKind;
   heap: Float32Array;
-  /** tile = A panel · B panel over kc >= 1 steps; aAt, bAt, tileAt are float indices into heap. */
-  run(kc: number, aAt: number, bAt: number, tileAt: number): void;
+  /** tile = A panel · B panel over kc >= 1 steps; aAt, bAt, tileAt are float indices into heap, bStride floats from one step of B to the next. */
+  run(kc: number, aAt: number, bAt: number, tileAt: number, bStride: number): void;
 }
 
 /**
@@ -75,13 +76,13 @@ export function relaxedSimdAvailable(): boolean {
 
 function jsMicroKernel(floats: number): MicroKernel {
   const heap = new Float32Array(floats);
-  const run = (kc: number, aAt: number, bAt: number, tileAt: number): void => {
+  const run = (kc: number, aAt: number, bAt: number, tileAt: number, bStride: number): void => {
     const h = heap;
     let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c06 = 0, c07 = 0;
     let c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0, c16 = 0, c17 = 0;
     let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c24 = 0, c25 = 0, c26 = 0, c27 = 0;
     let c30 = 0, c31 = 0, c32 = 0, c33 = 0, c34 = 0, c35 = 0, c36 = 0, c37 = 0;
-    for (let p = 0; p < kc; p++, aAt += MR, bAt += NR) {
+    for (let p = 0; p < kc; p++, aAt += MR, bAt += bStride) {
       const a0 = h[aAt], a1 = h[aAt + 1], a2 = h[aAt + 2], a3 = h[aAt + 3];
       const b0 = h[bAt], b1 = h[bAt + 1], b2 = h[bAt + 2], b3 = h[bAt + 3];
       const b4 = h[bAt + 4], b5 = h[bAt + 5], b6 = h[bAt + 6], b7 = h[bAt + 7];
@@ -109,7 +110,7 @@ function jsMicroKernel(floats: number): MicroKernel {
 //
 // (module
 //   (import "env" "memory" (memory 1))
-//   (func (export "run") (param $kc i32) (param $a i32) (param $b i32) (param $tile i32)
+//   (func (export "run") (param $kc i32) (param $a i32) (param $b i32) (param $tile i32) (param $bstride i32)
 //     (local $c0_0 v128) (local $c0_1 v128) ... (local $c3_1 v128)   ;; 8 accumulators, start at 0
 //     (local $b_0 v128) (local $b_1 v128) (local $ai v128) (local $end i32)
 //     (local.set $end (i32.add (local.get $a) (i32.mul (local.get $kc) (i32.const 16))))
@@ -121,7 +122,7 @@ function jsMicroKernel(floats: number): MicroKernel {
 //       (local.set $c<i>_0 (f32x4.add (local.get $c<i>_0) (f32x4.mul (local.get $ai) (local.get $b_0))))
 //       (local.set $c<i>_1 (f32x4.add (local.get $c<i>_1) (f32x4.mul (local.get $ai) (local.get $b_1))))
 //       (local.set $a (i32.add (local.get $a) (i32.const 16)))        ;; next step: MR floats on
-//       (local.set $b (i32.add (local.get $b) (i32.const 32)))        ;;            NR floats on
+//       (local.set $b (i32.add (local.get $b) (local.get $bstride)))  ;;            a row of B on
 //       (br_if $step (i32.lt_u (local.get $a) (local.get $end))))
 //     ;; for i, h: (v128.store offset=(8*i+4*h)*4 (local.get $tile) (local.get $c<i>_<h>))
 //   ))
@@ -135,10 +136,11 @@ function wasmMicroKernel(floats: number, fma: boolean): MicroKernel {
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   const module = new WebAssembly.Module(microKernelModuleBytes(fma));
   const instance = new WebAssembly.Instance(module, { env: { memory } });
-  const runWasm = instance.exports.run as (kc: number, a: number, b: number, tile: number) => void;
+  const runWasm = instance.exports.run as (kc: number, a: number, b: number, tile: number, bStride: number) => void;
   const heap = new Float32Array(memory.buffer);
   // The wasm function takes byte addresses.
-  const run = (kc: number, aAt: number, bAt: number, tileAt: number): void => runWasm(kc, aAt * 4, bAt * 4, tileAt * 4);
+  const run = (kc: number, aAt: number, bAt: number, tileAt: number, bStride: number): void =>
+    runWasm(kc, aAt * 4, bAt * 4, tileAt * 4, bStride * 4);
   return { kind: fma ? "wasm-fma" : "wasm-simd", heap, run };
 }
 
@@ -177,10 +179,10 @@ const F32X4_RELAXED_MADD = [0xfd, ...leb(0x105)];
 
 function microKernelModuleBytes(fma: boolean): Uint8Array<ArrayBuffer> {
   // Local indices: 0..3 are the parameters kc, a, b, tile.
-  const [KC, A, B, TILE] = [0, 1, 2, 3];
-  const acc = (i: number, h: number) => 4 + i * VECTORS + h;
-  const bVec = (h: number) => 4 + MR * VECTORS + h;
-  const AI = 4 + MR * VECTORS + VECTORS;
+  const [KC, A, B, TILE, B_STRIDE] = [0, 1, 2, 3, 4];
+  const acc = (i: number, h: number) => 5 + i * VECTORS + h;
+  const bVec = (h: number) => 5 + MR * VECTORS + h;
+  const AI = 5 + MR * VECTORS + VECTORS;
   const END = AI + 1;
 
   const body: number[] = [];
@@ -195,7 +197,7 @@ function microKernelModuleBytes(fma: boolean): Uint8Array<ArrayBuffer> {
     }
   }
   body.push(...localGet(A), ...i32Const(MR * 4), ...I32_ADD, ...localSet(A));
-  body.push(...localGet(B), ...i32Const(NR * 4), ...I32_ADD, ...localSet(B));
+  body.push(...localGet(B), ...localGet(B_STRIDE), ...I32_ADD, ...localSet(B));
   body.push(...localGet(A), ...localGet(END), ...I32_LT_U, 0x0d, 0); // br_if to the loop
   body.push(0x0b); // end loop
   for (let i = 0; i < MR; i++) {
@@ -207,7 +209,7 @@ function microKernelModuleBytes(fma: boolean): Uint8Array<ArrayBuffer> {
   const code = [...locals, ...body];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // "\0asm", version 1
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([])]])), // type: (i32 x4) -> ()
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([])]])), // type: (i32 x5) -> ()
     ...section(2, vec([[...name("env"), ...name("memory"), 0x02, 0x00, ...leb(1)]])), // import memory, min 1 page
     ...section(3, vec([[0]])), // function 0 has type 0
     ...section(7, vec([[...name("run"), 0x00, 0]])), // export function 0 as "run"
