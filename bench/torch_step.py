@@ -90,45 +90,51 @@ def main():
         name = "cpu"
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    rows = []
+    # Each variant on each thread count is one contender; like the tfjs side (bench/timing.ts), they
+    # take turns round by round, so a change in the machine's load hits all of them alike.
+    contenders = []
     for threads, final_bn in [(t, bn) for t in thread_counts for bn in (False, True)]:
-        if device.type == "cpu":
-            torch.set_num_threads(threads)
-        # The clock the tfjs side uses: on one CPU thread, CPU time of the process (other jobs on a
-        # shared machine move it less); with more threads, or on a GPU, the wall clock.
-        clock = time.process_time if device.type == "cpu" and threads == 1 else time.perf_counter
         torch.manual_seed(1)
         net = model(a.arch, final_bn, a.width).to(device).train()
         opt = torch.optim.AdamW(net.parameters(), lr=1e-5, betas=(0.9, 0.99), eps=1e-5, weight_decay=1e-2)
         x = torch.rand(a.batch, 3, a.size, a.size, device=device) * 2 - 1
         y = torch.arange(a.batch, device=device) % 2
+        # The clock the tfjs side uses: on one CPU thread, CPU time of the process (other jobs on a
+        # shared machine move it less); with more threads, or on a GPU, the wall clock.
+        clock = time.process_time if device.type == "cpu" and threads == 1 else time.perf_counter
+        contenders.append({"threads": threads, "final_bn": final_bn, "net": net, "opt": opt, "x": x, "y": y, "clock": clock, "times": []})
 
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(net(x), y)
-            loss.backward()
-            opt.step()
-            loss.item()  # waits for the step, as the tfjs bench waits for its loss
+    def step(c):
+        c["opt"].zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(c["net"](c["x"]), c["y"])
+        loss.backward()
+        c["opt"].step()
+        loss.item()  # waits for the step, as the tfjs bench waits for its loss
 
-        # Warm-up (cuDNN picks its algorithms), then rounds of enough steps for about min-ms each.
-        step()
-        step()
+    def timed(c, reps):
+        if device.type == "cpu":
+            torch.set_num_threads(c["threads"])
         sync()
-        start = clock()
-        step()
+        start = c["clock"]()
+        for _ in range(reps):
+            step(c)
         sync()
-        reps = max(1, round(a.min_ms / max((clock() - start) * 1000, 1e-3)))
-        times = []
-        for _ in range(a.rounds):
-            start = clock()
-            for _ in range(reps):
-                step()
-            sync()
-            times.append((clock() - start) * 1000 / reps)
-        ms = statistics.median(times)
-        clock_name = "cpu" if clock is time.process_time else "wall"
-        cpu_threads = threads if device.type == "cpu" else None
-        rows.append({"arch": a.arch, "finalBN": final_bn, "threads": cpu_threads, "clock": clock_name, "msPerStep": ms, "imagesPerSec": a.batch / ms * 1000})
+        return (c["clock"]() - start) * 1000 / reps
+
+    # Warm-up (cuDNN picks its algorithms), then rounds of enough steps for about min-ms each.
+    for c in contenders:
+        timed(c, 2)
+        c["reps"] = max(1, round(a.min_ms / max(timed(c, 1), 1e-3)))
+    for _ in range(a.rounds):
+        for c in contenders:
+            c["times"].append(timed(c, c["reps"]))
+
+    rows = []
+    for c in contenders:
+        ms = statistics.median(c["times"])
+        clock_name = "cpu" if c["clock"] is time.process_time else "wall"
+        cpu_threads = c["threads"] if device.type == "cpu" else None
+        rows.append({"arch": a.arch, "finalBN": c["final_bn"], "threads": cpu_threads, "clock": clock_name, "msPerStep": ms, "imagesPerSec": a.batch / ms * 1000})
 
     tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32
     clock_name = rows[0]["clock"]
