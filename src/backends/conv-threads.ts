@@ -41,14 +41,14 @@ export function pooledForward(pool: ActivePool, x: Float32Array, w: Float32Array
   const arena = pool.arena(COLS + band * patch);
   arena.set(x, X);
   arena.set(w, W);
-  arena.fill(0, Y, Y + pixels * co);
+  // Each product writes its band of Y whole (zeroC): nothing to clear beforehand.
   if (pointwise) {
-    gemm(pool, { m: pixels, n: co, k: patch, a: rowMajor(X, patch), b: rowMajor(W, co), c: { at: Y, rowStride: co } });
+    gemm(pool, { m: pixels, n: co, k: patch, a: rowMajor(X, patch), b: rowMajor(W, co), c: { at: Y, rowStride: co }, zeroC: true });
   } else {
     for (let r0 = 0; r0 < pixels; r0 += band) {
       const rows = Math.min(band, pixels - r0);
       pool.run((job) => writeIm2colJob(job, g, X, r0, rows, COLS));
-      gemm(pool, { m: rows, n: co, k: patch, a: rowMajor(COLS, patch), b: rowMajor(W, co), c: { at: Y + r0 * co, rowStride: co } });
+      gemm(pool, { m: rows, n: co, k: patch, a: rowMajor(COLS, patch), b: rowMajor(W, co), c: { at: Y + r0 * co, rowStride: co }, zeroC: true });
     }
   }
   return arena.slice(Y, Y + pixels * co);
@@ -64,14 +64,14 @@ export function pooledFilterGrad(pool: ActivePool, x: Float32Array, dy: Float32A
   const arena = pool.arena(COLS + band * patch);
   arena.set(x, X);
   arena.set(dy, DY);
-  arena.fill(0, DW, DW + patch * co);
+  // The first band's product clears dW (zeroC); the others add to it.
   if (pointwise) {
-    gemm(pool, { m: patch, n: co, k: pixels, a: transposed(X, patch), b: rowMajor(DY, co), c: { at: DW, rowStride: co } });
+    gemm(pool, { m: patch, n: co, k: pixels, a: transposed(X, patch), b: rowMajor(DY, co), c: { at: DW, rowStride: co }, zeroC: true });
   } else {
     for (let r0 = 0; r0 < pixels; r0 += band) {
       const rows = Math.min(band, pixels - r0);
       pool.run((job) => writeIm2colJob(job, g, X, r0, rows, COLS));
-      gemm(pool, { m: patch, n: co, k: rows, a: transposed(COLS, patch), b: rowMajor(DY + r0 * co, co), c: { at: DW, rowStride: co } });
+      gemm(pool, { m: patch, n: co, k: rows, a: transposed(COLS, patch), b: rowMajor(DY + r0 * co, co), c: { at: DW, rowStride: co }, zeroC: r0 === 0 });
     }
   }
   return arena.slice(DW, DW + patch * co);
@@ -88,14 +88,13 @@ export function pooledInputGrad(pool: ActivePool, dy: Float32Array, w: Float32Ar
   const arena = pool.arena(COLS + band * patch);
   arena.set(dy, DY);
   arena.set(w, W);
-  arena.fill(0, DX, DX + dxLength);
   if (pointwise) {
-    gemm(pool, { m: pixels, n: patch, k: co, a: rowMajor(DY, co), b: transposed(W, co), c: { at: DX, rowStride: patch } });
+    gemm(pool, { m: pixels, n: patch, k: co, a: rowMajor(DY, co), b: transposed(W, co), c: { at: DX, rowStride: patch }, zeroC: true });
   } else {
+    arena.fill(0, DX, DX + dxLength); // col2im adds every band into it
     for (let r0 = 0; r0 < pixels; r0 += band) {
       const rows = Math.min(band, pixels - r0);
-      arena.fill(0, COLS, COLS + rows * patch);
-      gemm(pool, { m: rows, n: patch, k: co, a: rowMajor(DY + r0 * co, co), b: transposed(W, co), c: { at: COLS, rowStride: patch } });
+      gemm(pool, { m: rows, n: patch, k: co, a: rowMajor(DY + r0 * co, co), b: transposed(W, co), c: { at: COLS, rowStride: patch }, zeroC: true });
       pool.run((job) => writeCol2imJob(job, g, COLS, r0, rows, DX));
     }
   }

@@ -89,7 +89,7 @@ export function gemm({ m, n, k, a, b, c }: GemmArgs): void {
  * the k dimension is cut into the same KC slices. So the parts' results are bit-identical to the
  * whole's, however many threads.
  */
-export function gemmPart(args: GemmArgs, part: number, parts: number): void {
+export function gemmPart(args: GemmArgs, part: number, parts: number, { zeroC = false } = {}): void {
   const { m, n, a, b, c } = args;
   const byRows = m >= n;
   const unit = byRows ? MR : NR;
@@ -97,6 +97,11 @@ export function gemmPart(args: GemmArgs, part: number, parts: number): void {
   const first = Math.min(byRows ? m : n, Math.floor((tiles * part) / parts) * unit);
   const end = Math.min(byRows ? m : n, Math.floor((tiles * (part + 1)) / parts) * unit);
   if (end <= first) return;
+  // C = A · B rather than C += A · B: each thread clears its own part first, in parallel.
+  if (zeroC) {
+    const [r0, r1, c0, c1] = byRows ? [first, end, 0, n] : [0, m, first, end];
+    for (let i = r0; i < r1; i++) c.data.fill(0, c.offset + i * c.rowStride + c0, c.offset + i * c.rowStride + c1);
+  }
   if (byRows) {
     gemm({ ...args, m: end - first, a: { ...a, offset: a.offset + first * a.rowStride }, c: { ...c, offset: c.offset + first * c.rowStride } });
   } else {

@@ -31,6 +31,8 @@ export interface ArenaGemm {
   a: { at: number; rowStride: number; colStride: number };
   b: { at: number; rowStride: number; colStride: number };
   c: { at: number; rowStride: number };
+  /** Clear C first (each thread its own part): C = A · B. */
+  zeroC?: boolean;
 }
 
 const GEOMETRY_KEYS = [
@@ -40,7 +42,7 @@ const GEOMETRY_KEYS = [
 const G = GEOMETRY_KEYS.length; // the geometry sits at job[1 .. G]
 
 export function writeGemmJob(job: Int32Array, p: ArenaGemm): void {
-  job.set([GEMM, p.m, p.n, p.k, p.a.at, p.a.rowStride, p.a.colStride, p.b.at, p.b.rowStride, p.b.colStride, p.c.at, p.c.rowStride]);
+  job.set([GEMM, p.m, p.n, p.k, p.a.at, p.a.rowStride, p.a.colStride, p.b.at, p.b.rowStride, p.b.colStride, p.c.at, p.c.rowStride, p.zeroC ? 1 : 0]);
 }
 
 /** im2col rows [firstRow, firstRow + rows) of x (at xAt) into cols (at colsAt, patch wide). */
@@ -74,7 +76,7 @@ export function runJobPart(job: Int32Array, arena: Float32Array, part: number, p
   if (microKernelKind() !== microKernel) useMicroKernel(microKernel);
   const kind = job[0];
   if (kind === GEMM) {
-    const [m, n, k, aAt, aRow, aCol, bAt, bRow, bCol, cAt, cRow] = job.subarray(1, 12);
+    const [m, n, k, aAt, aRow, aCol, bAt, bRow, bCol, cAt, cRow, zeroC] = job.subarray(1, 13);
     gemmPart(
       {
         m: m!, n: n!, k: k!,
@@ -84,6 +86,7 @@ export function runJobPart(job: Int32Array, arena: Float32Array, part: number, p
       },
       part,
       parts,
+      { zeroC: zeroC === 1 },
     );
   } else if (kind === IM2COL) {
     const g = readGeometry(job);
