@@ -159,3 +159,39 @@ export function modelTotal(rows: readonly OpRow[], model: BenchModel, op: ConvOp
     stockBatch: Math.min(...mine.map((r) => r.stockBatch)),
   };
 }
+
+/** One shape and op with our kernels on each kernel thread count: wall ms per call, in the order given. */
+export interface ThreadRow {
+  model: BenchModel;
+  layer: string;
+  shape: string;
+  count: number;
+  op: ConvOp;
+  gflop: number;
+  threads: number[];
+  ms: number[];
+}
+
+/** Our kernel on each of `threads` kernel threads, alternating round by round, by the wall clock. */
+export async function benchThreads(
+  shape: ConvShape,
+  op: ConvOp,
+  o: { batch: number; threads: readonly number[]; setThreads: (n: number) => void; minMs: number; rounds: number },
+): Promise<ThreadRow> {
+  const call = opCall(shape, o.batch, op);
+  const ms = await timeAlternating(
+    o.threads.map((n) => ({ before: () => o.setThreads(n), run: call.run })),
+    { clock: "wall", minMs: o.minMs, rounds: o.rounds },
+  );
+  call.dispose();
+  return { model: shape.model, layer: shape.name, shape: describeShape(shape, o.batch), count: shape.count, op, gflop: convGflop(shape, o.batch), threads: [...o.threads], ms };
+}
+
+/** The rows' sum, each weighted by how often its shape occurs (as modelTotal does). */
+export function threadTotal(rows: readonly ThreadRow[]): ThreadRow | undefined {
+  if (rows.length === 0) return undefined;
+  const threads = rows[0]!.threads;
+  const ms = threads.map((_, i) => rows.reduce((sum, r) => sum + r.count * r.ms[i]!, 0));
+  const layers = rows.reduce((n, r) => n + r.count, 0);
+  return { model: rows[0]!.model, layer: "total", shape: `${layers} convolutions`, count: 0, op: rows[0]!.op, gflop: rows.reduce((g, r) => g + r.count * r.gflop, 0), threads, ms };
+}

@@ -5,10 +5,13 @@
 //   2. steps   whole training steps (the learner's trainStep) of VGG19 with and without the final
 //              BN, in images per second, with our kernels (and the stock ones where they finish);
 //   3. torch   with --with-torch, the same VGG19 steps in PyTorch (bench/torch_step.py) and the ratio,
-//              PyTorch on the same number of threads as ours.
+//              PyTorch on the same number of threads as ours;
+//   4. threads with --parts threads (cpu), each convolution of step 1 with our kernels on each count
+//              of --threads (default 1 and all), by the wall clock: what the thread pool buys.
 //
 //   npm run bench -- [--backend cpu|webgpu] [--size PX] [--batch N] [--parts layers,steps] [--json] [--out FILE]
-//   npm run bench -- --backend cpu --parts steps --threads 1,2 [--with-torch] [--min-thread-speedup 1.4]
+//   npm run bench -- --backend cpu --parts steps --threads 1,2 [--with-torch]
+//   npm run bench -- --backend cpu --parts threads --models vgg19 --layers conv2_2,conv3_2 --threads 1,2 --min-thread-speedup 1.5
 //
 // Sizes default to what the backend can do in a few minutes: 32 px (batch 4 on cpu, 2 on a software
 // GPU such as lavapipe); 224 px, batch 32 on a real GPU. Read the ratios: absolute times move with
@@ -18,15 +21,15 @@ import * as tf from "@tensorflow/tfjs";
 import { numberFlag, parseFlags, runCli, UsageError } from "../src/cli/args.ts";
 import { writeFileAtomic } from "../src/data/files.ts";
 import { startBackend, type StartedBackend } from "../src/backends/index.ts";
-import { kernelThreads } from "../src/backends/thread-pool.ts";
+import { kernelThreads, setThreads } from "../src/backends/thread-pool.ts";
 import { BENCH_MODELS, modelConvs, type BenchModel } from "./conv-shapes.ts";
-import { benchOp, CONV_OPS, modelTotal, type ConvOp, type OpRow } from "./conv-ops.ts";
+import { benchOp, benchThreads, CONV_OPS, modelTotal, threadTotal, type ConvOp, type OpRow, type ThreadRow } from "./conv-ops.ts";
 import { cpuSwitch, webGpuSwitch, type KernelSwitch, type Kernels } from "./kernel-switch.ts";
 import { benchTrainSteps, threadSpeedups, type StepRow } from "./train-step.ts";
 import { findTorchPython, runTorchSteps, torchCandidates, type TorchResult } from "./torch.ts";
 import { fixed, textTable } from "./table.ts";
 
-const PARTS = ["layers", "steps"] as const;
+const PARTS = ["layers", "steps", "threads"] as const;
 type Part = (typeof PARTS)[number];
 
 /** Parse "a,b" against the allowed names, in the order given. */
@@ -55,7 +58,7 @@ function switchFor(backend: StartedBackend, block: string | undefined): KernelSw
 runCli(async () => {
   const flags = parseFlags("bench", "Time convolution kernels (stock tfjs against ours) and whole training steps.", {
     backend: { type: "string", help: "cpu or webgpu (default: as training would choose; FINALBN_BACKEND also works)" },
-    parts: { type: "string", help: "what to time: layers, steps, or both", default: "layers,steps" },
+    parts: { type: "string", help: "what to time: layers, steps, threads (cpu: our convolutions on each --threads count)", default: "layers,steps" },
     models: { type: "string", help: "networks whose layers to time: vgg19, resnet34", default: "vgg19,resnet34" },
     ops: { type: "string", help: "forward, input (gradient), filter (gradient)", default: "forward,input,filter" },
     layers: { type: "string", help: "only the shapes of these layers, e.g. conv1_1,conv5_4,stem" },
@@ -71,7 +74,7 @@ runCli(async () => {
     python: { type: "string", help: "python with torch for --with-torch (default: $FINALBN_PYTHON, python3, /usr/bin/python3)" },
     "min-speedup": { type: "string", help: "fail (exit 1) if a network's total for an op is less than this many times stock (a speed guard for CI)" },
     threads: { type: "string", help: "cpu: kernel thread counts to time the steps on, e.g. 1,2 (default: FINALBN_THREADS, else one per core)" },
-    "min-thread-speedup": { type: "string", help: "fail (exit 1) if the steps' convolutions on the most threads of --threads are less than this many times faster than on 1 (a CI guard)" },
+    "min-thread-speedup": { type: "string", help: "fail (exit 1) if our convolutions on the most threads of --threads are less than this many times faster than on 1 (the threads part's totals, else the steps'; a CI guard)" },
     json: { type: "boolean", help: "print the results as one JSON object instead of tables" },
     out: { type: "string", help: "also write the JSON results to this file" },
   });
@@ -96,8 +99,8 @@ runCli(async () => {
   if (flags.backend && !["cpu", "webgpu"].includes(flags.backend)) throw new UsageError(`--backend must be cpu or webgpu, got "${flags.backend}"`);
   const threadList = flags.threads?.split(",").map((t) => numberFlag("threads", t.trim(), { integer: true, min: 1, max: 256 })!);
   const minThreadSpeedup = numberFlag("min-thread-speedup", flags["min-thread-speedup"], { min: 0 });
-  if (minThreadSpeedup !== undefined && (!parts.includes("steps") || !threadList?.includes(1) || Math.max(...threadList) < 2)) {
-    throw new UsageError("--min-thread-speedup compares steps on 1 thread and on more: leave steps in --parts and give --threads 1,N");
+  if (minThreadSpeedup !== undefined && ((!parts.includes("steps") && !parts.includes("threads")) || !threadList?.includes(1) || Math.max(...threadList) < 2)) {
+    throw new UsageError("--min-thread-speedup compares our convolutions on 1 thread and on more: put threads or steps in --parts and give --threads 1,N");
   }
   // The pool starts with the backend, as many threads as the most asked for.
   if (threadList) process.env.FINALBN_THREADS = String(Math.max(...threadList));
@@ -116,6 +119,8 @@ runCli(async () => {
 
   const layers: OpRow[] = [];
   let totals: OpRow[] = [];
+  const threadRows: ThreadRow[] = [];
+  let threadTotals: ThreadRow[] = [];
   let steps: StepRow[] = [];
   let torch: TorchResult | undefined;
   const result = () => ({
@@ -124,6 +129,7 @@ runCli(async () => {
     options: { size, batch, arch, width, rounds, minMs, block: flags.block, clock: kernels.clock },
     layers,
     totals,
+    threads: [...threadRows, ...threadTotals],
     steps,
     torch,
   });
@@ -159,6 +165,26 @@ runCli(async () => {
 
   await save();
 
+  // 1b. Our convolutions on each thread count.
+  if (parts.includes("threads")) {
+    if (backend.name !== "cpu") throw new UsageError("--parts threads times the cpu kernels' thread pool: use --backend cpu");
+    const counts = threadList ?? [...new Set([1, kernelThreads()])];
+    for (const model of models) {
+      let shapes = modelConvs(model, size);
+      if (layerNames) shapes = shapes.filter((s) => s.names.some((name) => layerNames.includes(name)));
+      for (const shape of shapes) {
+        for (const op of ops) {
+          const row = await benchThreads(shape, op, { batch, threads: counts, setThreads, minMs, rounds });
+          threadRows.push(row);
+          progress(`${model} ${shape.name} ${op}: ${row.ms.map((ms, i) => `${counts[i]} thread(s) ${ms.toFixed(1)} ms`).join(", ")}`);
+        }
+      }
+    }
+    threadTotals = models.flatMap((m) => ops.map((op) => threadTotal(threadRows.filter((r) => r.model === m && r.op === op)))).filter((r): r is ThreadRow => r !== undefined);
+    setThreads(Math.max(...counts));
+    await save();
+  }
+
   // 2. Whole training steps.
   if (parts.includes("steps")) {
     const sets: Kernels[] = stockSteps ? ["ours", "stock"] : ["ours"];
@@ -181,19 +207,23 @@ runCli(async () => {
   const wrong = layers.filter((r) => r.relError !== undefined && !(r.relError <= MAX_REL_ERROR));
   for (const r of wrong) console.error(`WRONG: our ${r.op} differs from stock on ${r.layer} (${r.shape}) by ${r.relError} relative`);
   const slow = minSpeedup === undefined ? 0 : checkSpeedups(totals, minSpeedup);
-  const slowThreads = minThreadSpeedup === undefined ? 0 : checkThreadSpeedups(steps, minThreadSpeedup);
+  const slowThreads = minThreadSpeedup === undefined ? 0 : threadTotals.length ? checkThreadTotals(threadTotals, minThreadSpeedup) : checkThreadSpeedups(steps, minThreadSpeedup);
   return wrong.length > 0 || slow > 0 || slowThreads > 0 ? 1 : 0;
 });
 
 /** float32 results of differently ordered sums: the tests hold ours to 1e-4 of a float64 loop. */
 const MAX_REL_ERROR = 1e-3;
 
-function printTables(r: { machine: { backend: string; device: string }; options: { size: number; batch: number; clock: string }; layers: OpRow[]; totals: OpRow[]; steps: StepRow[]; torch?: TorchResult }): void {
+function printTables(r: { machine: { backend: string; device: string }; options: { size: number; batch: number; clock: string }; layers: OpRow[]; totals: OpRow[]; threads: ThreadRow[]; steps: StepRow[]; torch?: TorchResult }): void {
   const { size, batch } = r.options;
   console.log(`backend ${r.machine.backend} on ${r.machine.device}; ${size}x${size}, batch ${batch}; layers timed by ${r.options.clock === "cpu" ? "the CPU time of this process" : "the wall clock"}`);
   if (r.layers.length) {
     console.log("");
     console.log(layerTable([...r.layers, ...r.totals], batch));
+  }
+  if (r.threads.length) {
+    console.log("");
+    console.log(threadTable(r.threads));
   }
   if (r.steps.length) {
     console.log("");
@@ -209,6 +239,37 @@ function checkSpeedups(totals: readonly OpRow[], min: number): number {
   }
   if (slow.length === 0) console.error(`speed guard: every total is at least ${min}x stock`);
   return slow.length ? 1 : 0;
+}
+
+/** Speed-up of the most threads timed over one thread. */
+function threadRatio(r: ThreadRow): number {
+  const one = r.ms[r.threads.indexOf(1)]!;
+  const most = r.ms[r.threads.indexOf(Math.max(...r.threads))]!;
+  return one / most;
+}
+
+function checkThreadTotals(totals: readonly ThreadRow[], min: number): number {
+  const slow = totals.filter((t) => !(threadRatio(t) >= min));
+  for (const t of slow) console.error(`thread guard: ${t.model} ${t.op} on ${Math.max(...t.threads)} threads: ${threadRatio(t).toFixed(2)}x one thread, below ${min}x`);
+  if (slow.length === 0) console.error(`thread guard: our convolutions on ${Math.max(...totals[0]!.threads)} threads are at least ${min}x one thread (${totals.map((t) => `${t.op} ${threadRatio(t).toFixed(2)}x`).join(", ")})`);
+  return slow.length ? 1 : 0;
+}
+
+function threadTable(rows: readonly ThreadRow[]): string {
+  const counts = rows[0]!.threads;
+  const most = Math.max(...counts);
+  const body = rows.map((r) => [
+    r.layer,
+    r.shape,
+    r.op,
+    r.count ? String(r.count) : "",
+    r.gflop.toFixed(3),
+    ...r.ms.map((ms) => ms.toFixed(2)),
+    ...r.ms.map((ms) => (r.gflop / (ms / 1000)).toFixed(1)),
+    `${threadRatio(r).toFixed(2)}x`,
+  ]);
+  const header = ["layer", "shape", "op", "x", "GFLOP", ...counts.map((n) => `ms, ${n} thr`), ...counts.map((n) => `GFLOP/s, ${n} thr`), `${most} vs 1`];
+  return [textTable(header, body, 3), "our convolution kernels on each kernel thread count, by the wall clock (the process's CPU time would sum over threads)"].join("\n");
 }
 
 function checkThreadSpeedups(steps: readonly StepRow[], min: number): number {
