@@ -291,3 +291,13 @@ test("gradients of a conv + batch norm + pool network agree with the stock kerne
   tf.dispose([x, labels]);
   model.dispose();
 });
+
+test("Relu and Step: float32 is fast and bit-identical to the stock kernel (NaN, ±0, ±Infinity); int32 falls back", () => {
+  const x = randomTensor([3, 5, 7, 4], 71);
+  check("Relu", { x }, {}, "fast", "float32");
+  for (const alpha of [0, 0.1, -2]) check("Step", { x }, { alpha }, "fast", `float32, alpha ${alpha}`);
+  const ints = randomTensor([4, 6], 72, { dtype: "int32" });
+  check("Relu", { x: ints }, {}, "fallback", "int32");
+  check("Step", { x: ints }, { alpha: 0 }, "fallback", "int32");
+  tf.dispose([x, ints]);
+});

@@ -1,4 +1,4 @@
-// Faster element-wise, reduction, Tile and MaxPoolGrad kernels for tfjs's "cpu" backend.
+// Faster element-wise, reduction, Tile, MaxPoolGrad, Relu and Step kernels for tfjs's "cpu" backend.
 //
 // Once the convolutions are fast (cpu-conv.ts), a training step of a small VGG19-BN spends
 // most of its time in batch norm's forward and backward pass: Multiply, Sub, Add, RealDiv with
@@ -16,6 +16,7 @@ import { type BinaryOpName, binaryOp, repeatWhole, rowBroadcast, wholeTileCount 
 import { maxPoolGrad } from "./max-pool-grad.ts";
 import { maxBlock, meanBlock, type ReductionBlock, reductionBlock, sumBlock } from "./reduce.ts";
 import { kernelSet } from "./kernel-set.ts";
+import { relu, step } from "./unary.ts";
 
 export const CPU_ELEMENTWISE_KERNEL_NAMES = [
   "Add",
@@ -27,6 +28,8 @@ export const CPU_ELEMENTWISE_KERNEL_NAMES = [
   "Max",
   "Tile",
   "MaxPoolGrad",
+  "Relu",
+  "Step",
 ] as const;
 export type CpuElementwiseKernelName = (typeof CPU_ELEMENTWISE_KERNEL_NAMES)[number];
 
@@ -130,6 +133,18 @@ function maxPoolGradKernel(args: KernelArgs): KernelResult {
   return backend.makeTensorInfo(input.shape, "float32", dx);
 }
 
+/** Relu and Step on float32 (other dtypes: the stock kernel). */
+function unaryKernel(name: "Relu" | "Step", loop: (x: Float32Array, attrs: tf.NamedAttrMap) => Float32Array): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as CpuBackend;
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const values = float32Values(backend, x);
+    if (!values) return fallback(name, args);
+    kernels.fast(name);
+    return backend.makeTensorInfo(x.shape, "float32", loop(values, args.attrs ?? {}));
+  };
+}
+
 const OUR_KERNELS: Record<CpuElementwiseKernelName, tf.KernelFunc> = {
   Add: binaryKernel("Add"),
   Sub: binaryKernel("Sub"),
@@ -140,6 +155,8 @@ const OUR_KERNELS: Record<CpuElementwiseKernelName, tf.KernelFunc> = {
   Max: reductionKernel("Max", "reductionIndices", maxBlock),
   Tile: tileKernel,
   MaxPoolGrad: maxPoolGradKernel,
+  Relu: unaryKernel("Relu", (x) => relu(x)),
+  Step: unaryKernel("Step", (x, attrs) => step(x, attrs.alpha as number)),
 };
 
 // ---------------------------------------------------------------- helpers
