@@ -4,6 +4,7 @@ import type { Clock } from "./timing.ts";
 import { cpuConvKernelCalls, registerCpuConvKernels, unregisterCpuConvKernels } from "../src/backends/cpu-conv.ts";
 import { registerCpuElementwiseKernels, unregisterCpuElementwiseKernels } from "../src/backends/cpu-elementwise.ts";
 import { registerCpuAdamW, unregisterCpuAdamW } from "../src/backends/cpu-adamw.ts";
+import { registerCpuMatMulKernels, unregisterCpuMatMulKernels } from "../src/backends/cpu-matmul.ts";
 import { kernelThreads } from "../src/backends/thread-pool.ts";
 import { registerWebGpuAdamW, unregisterWebGpuAdamW } from "../src/backends/webgpu-adamw.ts";
 import {
@@ -31,8 +32,8 @@ export function cpuSwitch(): KernelSwitch {
     backend: "cpu",
     clock: kernelThreads() > 1 ? "wall" : "cpu",
     use(kernels) {
-      if (kernels === "ours") (registerCpuConvKernels(), registerCpuElementwiseKernels(), registerCpuAdamW());
-      else (unregisterCpuConvKernels(), unregisterCpuElementwiseKernels(), unregisterCpuAdamW());
+      if (kernels === "ours") (registerCpuConvKernels(), registerCpuElementwiseKernels(), registerCpuAdamW(), registerCpuMatMulKernels());
+      else (unregisterCpuConvKernels(), unregisterCpuElementwiseKernels(), unregisterCpuAdamW(), unregisterCpuMatMulKernels());
     },
     calls: (name) => (cpuConvKernelCalls() as Record<string, { fast: number; fallback: number }>)[name] ?? { fast: 0, fallback: 0 },
   };

@@ -5,6 +5,7 @@ import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { registerCpuAdamW } from "./cpu-adamw.ts";
 import { registerCpuElementwiseKernels } from "./cpu-elementwise.ts";
+import { registerCpuMatMulKernels } from "./cpu-matmul.ts";
 import { microKernelKind } from "./gemm.ts";
 import { startThreadPool, threadPoolFailure } from "./thread-pool.ts";
 
@@ -61,6 +62,8 @@ export async function startCpu(): Promise<CpuStarted> {
       // AdamW as one pass per weight tensor instead of a dozen element-wise ops (a full-width VGG19
       // step at 32 px, batch 4: 2.1 s -> 0.87 s).
       registerCpuAdamW();
+      // Dense layers' products through the convolutions' gemm.
+      registerCpuMatMulKernels();
       threads = await startThreadPool();
       const failure = threadPoolFailure();
       kernels = `finalbn conv, elementwise and AdamW kernels, ${threads} thread${threads > 1 ? "s" : ""}${failure ? ` (${failure})` : ""}, ${microKernelKind()}`;
