@@ -166,5 +166,7 @@ export function planTable(plan: SweepPlan): string {
 
 export function formatValue(key: SettingKey, v: unknown): string {
   if (key === "finalBN") return v ? "with" : "without";
+  if (key === "data" && v === "") return "(synthetic leaves)";
+  if (key === "crop" && v === "") return "(default)";
   return v === null ? "-" : String(v);
 }
