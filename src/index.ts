@@ -77,3 +77,5 @@ export { runSweep, sweepStatus, type RunSweepOptions, type RunSweepResult } from
 export { statusCounts, statusText, type RunState, type RunStatus } from "./sweep/status.ts";
 export { collectSweep, writeSweepResults, type CollectedSweep, type SweepRow } from "./sweep/collect.ts";
 export { sweepAxisFigure, type AxisFigureOptions } from "./viz/sweep-charts.ts";
+// a mean with its 95% t-interval, for a sweep's grid points
+export { meanInterval95, type MeanInterval } from "./train/stats.ts";
