@@ -161,13 +161,7 @@ export function modelTotal(rows: readonly OpRow[], model: BenchModel, op: ConvOp
 }
 
 /** One shape and op with our kernels on each kernel thread count: wall ms per call, in the order given. */
-export interface ThreadRow {
-  model: BenchModel;
-  layer: string;
-  shape: string;
-  count: number;
-  op: ConvOp;
-  gflop: number;
+export interface ThreadRow extends Pick<OpRow, "model" | "layer" | "shape" | "count" | "op" | "gflop"> {
   threads: number[];
   ms: number[];
 }

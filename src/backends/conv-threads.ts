@@ -24,6 +24,12 @@ export function poolFor(g: ConvGeometry): ActivePool | undefined {
   return floats + bandRows(g) * patchSize(g) <= MAX_ARENA_FLOATS ? pool : undefined;
 }
 
+/** What all three products need to know: rows and width of the im2col matrix, rows per band (0: no im2col). */
+function sizes(g: ConvGeometry) {
+  const pointwise = isPointwise(g);
+  return { pixels: outputPixels(g), patch: patchSize(g), co: g.outChannels, pointwise, band: pointwise ? 0 : bandRows(g) };
+}
+
 const rowMajor = (at: number, cols: number) => ({ at, rowStride: cols, colStride: 1 });
 const transposed = (at: number, cols: number) => ({ at, rowStride: 1, colStride: cols });
 
@@ -32,11 +38,7 @@ function gemm(pool: ActivePool, product: ArenaGemm): void {
 }
 
 export function pooledForward(pool: ActivePool, x: Float32Array, w: Float32Array, g: ConvGeometry): Float32Array {
-  const pixels = outputPixels(g);
-  const patch = patchSize(g);
-  const co = g.outChannels;
-  const pointwise = isPointwise(g);
-  const band = pointwise ? 0 : bandRows(g);
+  const { pixels, patch, co, pointwise, band } = sizes(g);
   const [X, W, Y, COLS] = offsets([x.length, w.length, pixels * co]);
   const arena = pool.arena(COLS + band * patch);
   arena.set(x, X);
@@ -55,11 +57,7 @@ export function pooledForward(pool: ActivePool, x: Float32Array, w: Float32Array
 }
 
 export function pooledFilterGrad(pool: ActivePool, x: Float32Array, dy: Float32Array, g: ConvGeometry): Float32Array {
-  const pixels = outputPixels(g);
-  const patch = patchSize(g);
-  const co = g.outChannels;
-  const pointwise = isPointwise(g);
-  const band = pointwise ? 0 : bandRows(g);
+  const { pixels, patch, co, pointwise, band } = sizes(g);
   const [X, DY, DW, COLS] = offsets([x.length, dy.length, patch * co]);
   const arena = pool.arena(COLS + band * patch);
   arena.set(x, X);
@@ -78,12 +76,8 @@ export function pooledFilterGrad(pool: ActivePool, x: Float32Array, dy: Float32A
 }
 
 export function pooledInputGrad(pool: ActivePool, dy: Float32Array, w: Float32Array, g: ConvGeometry): Float32Array {
-  const pixels = outputPixels(g);
-  const patch = patchSize(g);
-  const co = g.outChannels;
+  const { pixels, patch, co, pointwise, band } = sizes(g);
   const dxLength = g.batch * g.inHeight * g.inWidth * g.inChannels;
-  const pointwise = isPointwise(g);
-  const band = pointwise ? 0 : bandRows(g);
   const [DY, W, DX, COLS] = offsets([dy.length, w.length, dxLength]);
   const arena = pool.arena(COLS + band * patch);
   arena.set(dy, DY);
