@@ -325,7 +325,7 @@ function stepTable(rows: readonly StepRow[], torch: TorchResult | undefined): st
   });
   const header = ["training step", "kernels", "setup", "threads", "clock", "ms/step", "images/s", "GFLOP/s", "in convs", ...(torch ? ["torch images/s (threads, clock)", "tfjs/torch"] : [])];
   const lines = [textTable(header, body, 3)];
-  lines.push("clock: cpu = CPU time of this process (one thread), wall = wall clock (more threads: CPU time would sum over them)");
+  lines.push("clock: cpu = CPU time of this process (every row on one thread), wall = wall clock (a row on more threads: CPU time would sum over them)");
   lines.push("GFLOP/s: the convolutions' FLOPs of a step (forward, both gradients) over its time; in convs: share of the step's wall time inside our convolution kernels");
   const find = (bn: boolean, kernels: string) => rows.filter((r) => r.finalBN === bn && r.kernels === kernels);
   for (const bn of [false, true]) {

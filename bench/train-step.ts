@@ -42,7 +42,7 @@ export interface StepRow {
   clock: Clock;
   /** The convolutions' GFLOP per step (forward and both gradients) over the step's time. */
   gflops: number;
-  /** Wall-clock ms per step inside our cpu convolution kernels, and its share of the step's wall time. */
+  /** Wall-clock ms per step inside our cpu convolution kernels (every call, warm-ups included), and its share of the steps' wall time. */
   convMsPerStep?: number;
   convShare?: number;
 }
@@ -94,19 +94,22 @@ export async function benchTrainSteps(o: StepOptions, log: (line: string) => voi
     };
     // Every kernel set on every thread count, alternating; conv time and wall time summed per contender.
     const threadCounts = o.threads ?? [undefined];
-    const contenders = o.sets.flatMap((set) => threadCounts.map((threads) => ({ set, threads, convMs: 0, wallMs: 0 })));
+    const contenders = o.sets.flatMap((set) => threadCounts.map((threads) => ({ set, threads, convMs: 0, wallMs: 0, calls: 0 })));
+    // Rows on different thread counts are compared: then all of them by the wall clock.
+    const anyThreaded = threadCounts.some((t) => t !== undefined && t > 1);
     const times = await timeAlternating(
       contenders.map((c) => ({
         before: () => {
           o.kernels.use(c.set);
           if (c.threads !== undefined) setThreads(c.threads);
         },
-        clock: clockFor(o.kernels.clock, c.threads),
+        clock: clockFor(o.kernels.clock, c.threads, anyThreaded),
         run: async () => {
           const [conv0, wall0] = [cpuConvKernelMs(), performance.now()];
           await step();
           c.convMs += cpuConvKernelMs() - conv0;
           c.wallMs += performance.now() - wall0;
+          c.calls++;
         },
       })),
       { clock: o.kernels.clock, minMs: o.minMs, rounds: o.rounds, slowMs: 120_000 },
@@ -115,12 +118,13 @@ export async function benchTrainSteps(o: StepOptions, log: (line: string) => voi
     contenders.forEach((c, i) => {
       const ms = times[i]!;
       const threads = c.threads ?? 1;
-      const clock = clockFor(o.kernels.clock, c.threads);
+      const clock = clockFor(o.kernels.clock, c.threads, anyThreaded);
       const ours = o.kernels.backend === "cpu" && c.set === "ours";
       rows.push({
         arch: o.arch, finalBN, kernels: c.set, size: o.size, batch: o.batch, width: o.width, msPerStep: ms,
         imagesPerSec: (o.batch / ms) * 1000, threads, clock, gflops: gflop / (ms / 1000),
-        ...(ours && c.wallMs > 0 ? { convShare: c.convMs / c.wallMs, convMsPerStep: (c.convMs / c.wallMs) * ms } : {}),
+        // Wall-clock time inside our convolutions, per step and as a share of the step's wall time.
+        ...(ours && c.calls > 0 ? { convShare: c.convMs / c.wallMs, convMsPerStep: c.convMs / c.calls } : {}),
       });
       log(`${o.arch} ${finalBN ? "with" : "without"} final BN, ${c.set} kernels, ${threads} thread${threads > 1 ? "s" : ""}: ${ms.toFixed(0)} ms/step (${clock} clock)`);
     });
@@ -145,8 +149,11 @@ export function threadSpeedups(steps: readonly StepRow[]): { finalBN: boolean; t
   return out;
 }
 
-/** On the cpu, CPU time on one thread and the wall clock on more (CPU time would sum over threads). */
-function clockFor(clock: Clock, threads: number | undefined): Clock {
+/**
+ * On the cpu, CPU time of the process when every row runs on one thread; the wall clock as soon as
+ * one runs on more (CPU time would sum over its threads), for all rows, so that they compare.
+ */
+function clockFor(clock: Clock, threads: number | undefined, anyThreaded: boolean): Clock {
   if (threads === undefined) return clock;
-  return threads > 1 ? "wall" : "cpu";
+  return anyThreaded ? "wall" : "cpu";
 }
