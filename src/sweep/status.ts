@@ -70,6 +70,7 @@ export function statusText(plan: SweepPlan, statuses: readonly RunStatus[], opts
   const lines = [`${plan.name}: ${statuses.length} runs: ${RUN_STATES.map((s) => `${c[s]} ${s}`).join(", ")}  (${plan.out})`];
   const shown = opts.all ? statuses : statuses.filter((s) => s.state === "failed" || s.state === "running");
   for (const s of shown) lines.push(`  ${s.state.padEnd(7)}  ${s.run.id}: ${s.detail}`);
-  if (c.failed) lines.push(`re-submit the ${c.failed} failed and ${c.pending} pending runs: npm run sweep -- run SPEC (same executor)`);
+  const missing = missingRuns(statuses).length;
+  if (c.failed) lines.push(`re-submit what is missing (${missing}: failed runs, and pending ones nobody runs or has queued): npm run sweep -- run SPEC, same executor`);
   return lines.join("\n");
 }

@@ -2,7 +2,7 @@
 // both execute (npm run sweep -- task RUN_DIR). It reads the run's run.json, trains it (resuming
 // from its checkpoint when an earlier attempt was killed or requeued), and records the attempt: a
 // failure's message goes to error.json, so the sweep goes on and `status` can say what went wrong.
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -10,7 +10,16 @@ import { writeFileAtomic } from "../data/files.ts";
 import { startRun } from "../cli/start-run.ts";
 import { train } from "../train/learner.ts";
 import { epochLine } from "../train/progress.ts";
+import { LOCK_FILE } from "../train/run-lock.ts";
 import { appendAttempt, ERROR_FILE, readJson, RUN_FILE, RUNNING_FILE, type Attempt, type RunError, type RunFile, type Runner } from "./run-files.ts";
+
+function readJsonSync<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
 
 /** "<array job>_<task>" when Slurm started this process. */
 export function slurmJobOf(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -47,6 +56,9 @@ export async function runTask(dir: string, opts: { log?: (line: string) => void;
   const onTerm = (signal: NodeJS.Signals) => {
     appendAttempt(dir, { ...attempt, end: new Date().toISOString(), outcome: "interrupted", message: signal });
     rmSync(path.join(dir, RUNNING_FILE), { force: true });
+    // The training lock is ours: left behind, it would hold off a requeued task on another node for minutes.
+    const lock = readJsonSync<{ pid: number; host: string }>(path.join(dir, LOCK_FILE));
+    if (lock?.pid === process.pid && lock.host === attempt.host) rmSync(path.join(dir, LOCK_FILE), { force: true });
     process.exit(128 + (signal === "SIGINT" ? 2 : 15));
   };
   process.once("SIGTERM", onTerm);
