@@ -17,9 +17,11 @@ import { runSweep, sweepStatus } from "../src/sweep/run.ts";
 import { collectSweep, sweepCsv, writeSweepResults } from "../src/sweep/collect.ts";
 import { missingRuns, statusCounts, statusText } from "../src/sweep/status.ts";
 import { queueStates, sbatchScript, submitSlurm, type Exec } from "../src/sweep/slurm.ts";
-import { readAttempts } from "../src/sweep/run-files.ts";
+import { readAttempts, readJson, type RunFile } from "../src/sweep/run-files.ts";
+import { writeTinyPepperManifest } from "./train-suite.ts";
 
 const REPO = path.resolve(import.meta.dirname, "..");
+const SHARED = path.resolve(import.meta.dirname, "../../shared/data/plantvillage");
 let tmp = "";
 before(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), "finalbn-sweep-"));
@@ -122,6 +124,23 @@ test("the local pool runs N at a time and reports a failing run while the others
   assert.ok(events.findIndex((e) => e.type === "failed") < events.findIndex((e) => e.type === "start" && e.run.id === "e"), "e took c's slot when c failed, while d still ran");
 });
 
+test("stopping the local pool starts nothing more and stops the running runs, which count as interrupted, not failed", async () => {
+  const runs = ["x", "y", "z"].map((id) => ({ id, dir: path.join(tmp, "stop", id) }));
+  const controller = new AbortController();
+  const events: string[] = [];
+  const result = await runLocal(runs, {
+    jobs: 2,
+    signal: controller.signal,
+    command: () => ({ file: process.execPath, args: ["-e", "setTimeout(() => {}, 20000)"] }),
+    onEvent: (e) => {
+      events.push(`${e.type} ${e.run.id}`);
+      if (events.length === 2) setTimeout(() => controller.abort(), 300);
+    },
+  });
+  assert.deepEqual({ ...result, interrupted: result.interrupted.sort() }, { done: [], failed: [], interrupted: ["x", "y"] });
+  assert.deepEqual(events.sort(), ["interrupted x", "interrupted y", "start x", "start y"], "z never started");
+});
+
 test("the Slurm executor writes one job array with the resources passed through, and maps the queue back to runs", async () => {
   const plan = planSweep({ ...GRID, out: path.join(tmp, "slurm-plan"), slurm: { partition: "gpu", gres: "gpu:1", mem: "8G", maxParallel: 2 } });
   const script = sbatchScript({ plan, listFile: "/x/list.txt", count: 16, slurm: { ...plan.slurm, cpusPerTask: 4, time: "01:00:00" } });
@@ -208,4 +227,26 @@ test("a partly finished sweep: failed runs keep their error, collect tables done
   assert.deepEqual(statusCounts(await sweepStatus(grown)), { done: 4, running: 0, pending: 0, failed: 4 });
   assert.equal(readAttempts(grown.runs[0].dir).length, 1, "the finished run was not started again");
   assert.equal(readAttempts(failedRun.dir).length, 2, "the failed run was tried again");
+});
+
+test("a sweep over a committed-style manifest of real Pepper photos: no split is made, every run reads the manifest", async (t) => {
+  if (!existsSync(SHARED)) return t.skip(`shared data not found at ${SHARED}`);
+  const manifest = await writeTinyPepperManifest(tmp);
+  const plan = planSweep({
+    name: "pepper",
+    out: path.join(tmp, "pepper"),
+    backend: "cpu",
+    pixelCache: path.join(tmp, "cache", "pixels"),
+    fixed: { manifest, data: SHARED, size: 32, width: 0.0625, epochs: 1, batchSize: 10, lr: 0.003 },
+    axes: { finalBN: ["without", "with"] },
+  });
+  assert.equal(plan.splits.length, 0);
+  assert.match(plan.runs[0].id, /^pepper-tiny-vgg19_bn-fastai-b10-nofinalbn-seed1-[0-9a-f]{8}$/);
+  const ran = await runSweep(plan, { executor: "local", jobs: 2 });
+  assert.deepEqual(ran.local!.failed, []);
+  const run = (await readJson<RunFile>(path.join(plan.runs[1].dir, "run.json")))!;
+  assert.equal(run.config.manifest, manifest);
+  assert.equal(run.config.data, SHARED);
+  const { rows } = await collectSweep(plan);
+  assert.deepEqual(rows.map((r) => [r.status, r.manifest, r.ratio, r.finalBN]), [["done", manifest, null, false], ["done", manifest, null, true]]);
 });

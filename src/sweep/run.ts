@@ -1,6 +1,7 @@
 // Running a sweep: prepare what the runs share, find what is missing (not done, not running, not
 // queued; failed runs are tried again) and hand exactly that to an executor: the local pool, or one
 // Slurm job array. Running it again therefore only trains what is still missing.
+import { Interrupted, trainingStop } from "../train/interrupt.ts";
 import { readHistory } from "./run-files.ts";
 import { runLocal, type LocalEvent, type LocalResult } from "./local.ts";
 import type { PlannedRun, SweepPlan } from "./plan.ts";
@@ -23,6 +24,8 @@ export interface RunSweepOptions {
   onEvent?: (e: LocalEvent) => void;
   /** How Slurm's commands are run (tests). */
   exec?: Exec;
+  /** Local: stop the sweep (default: Ctrl-C in a terminal, Kernel → Interrupt in a notebook). */
+  signal?: AbortSignal;
 }
 
 export interface RunSweepResult {
@@ -58,16 +61,23 @@ export async function runSweep(plan: SweepPlan, opts: RunSweepOptions = {}): Pro
   }
 
   let finished = 0;
-  const local = await runLocal(todo, {
-    jobs: opts.jobs ?? 1,
-    devices: opts.devices,
-    onEvent: (e) => {
-      opts.onEvent?.(e);
-      if (e.type === "start") return log(`start   ${e.run.id}`);
-      finished++;
-      const f1 = e.type === "done" ? ` final F1 ${readHistory(e.run.dir).at(-1)?.f1.toFixed(3) ?? "?"}` : "";
-      log(`${e.type === "done" ? "done   " : "FAILED "} ${e.run.id}${f1} (${e.seconds.toFixed(0)} s, ${finished}/${todo.length})${e.type === "failed" ? `: ${e.message}` : ""}`);
-    },
-  });
+  const onEvent = (e: LocalEvent) => {
+    opts.onEvent?.(e);
+    if (e.type === "start") return log(`start   ${e.run.id}`);
+    if (e.type === "interrupted") return log(`stopped ${e.run.id} (${readHistory(e.run.dir).length} epochs saved)`);
+    finished++;
+    const f1 = e.type === "done" ? ` final F1 ${readHistory(e.run.dir).at(-1)?.f1.toFixed(3) ?? "?"}` : "";
+    log(`${e.type === "done" ? "done   " : "FAILED "} ${e.run.id}${f1} (${e.seconds.toFixed(0)} s, ${finished}/${todo.length})${e.type === "failed" ? `: ${e.message}` : ""}`);
+  };
+  const stop = trainingStop();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+  let local: LocalResult;
+  try {
+    local = await runLocal(todo, { jobs: opts.jobs ?? 1, devices: opts.devices, signal, onEvent });
+  } finally {
+    stop.release();
+  }
+  // Stopped as a training cell or command is: one line, and running it again resumes.
+  if (signal.aborted) throw new Interrupted();
   return { executor, started: todo, before, local };
 }
