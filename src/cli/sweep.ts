@@ -5,13 +5,11 @@
 import { numberFlag, parseFlags, runCli, UsageError, type FlagSpec } from "./args.ts";
 import { collectedText, collectSweep, writeSweepResults } from "../sweep/collect.ts";
 import { planSweep, planTable } from "../sweep/plan.ts";
-import { runSweep, sweepStatus } from "../sweep/run.ts";
 import { queueStates } from "../sweep/slurm.ts";
+// Training (tfjs, sharp) is imported only by the commands that train: plan, status and collect,
+// run often on a login node, start in a second.
 import { readSpec, SpecError, type SlurmSettings } from "../sweep/spec.ts";
-import { statusText } from "../sweep/status.ts";
-import { runTask } from "../sweep/task.ts";
-import { startBackend } from "../backends/index.ts";
-import { defaultWorkers } from "../train/pool.ts";
+import { runStatuses, statusText } from "../sweep/status.ts";
 
 const COMMANDS: Record<string, { summary: string; flags: Record<string, FlagSpec> }> = {
   plan: { summary: "plan SPEC: print the expanded runs and their folders", flags: { json: { type: "boolean", help: "print the plan as JSON" } } },
@@ -63,6 +61,7 @@ runCli(async () => {
   const f = parseFlags("sweep", def.summary, def.flags, rest) as Record<string, string | boolean | undefined>;
 
   if (command === "task") {
+    const { runTask } = await import("../sweep/task.ts");
     const result = await runTask(target, { backend: f.backend as string | undefined });
     return result.outcome === "done" ? 0 : 1;
   }
@@ -78,7 +77,7 @@ runCli(async () => {
     return;
   }
   if (command === "status") {
-    const statuses = await sweepStatus(plan);
+    const statuses = await runStatuses(plan, await queueStates(plan));
     if (f.json) console.log(JSON.stringify(statuses.map((s) => ({ run: s.run.id, state: s.state, detail: s.detail, epochsDone: s.epochsDone })), null, 2));
     else console.log(statusText(plan, statuses, { all: Boolean(f.all) }));
     return;
@@ -107,6 +106,9 @@ runCli(async () => {
       requeue: f["no-requeue"] ? false : undefined,
     }).filter(([, v]) => v !== undefined),
   );
+  const { runSweep } = await import("../sweep/run.ts");
+  const { startBackend } = await import("../backends/index.ts");
+  const { defaultWorkers } = await import("../train/pool.ts");
   const result = await runSweep(plan, {
     executor,
     // One run per core on the cpu backend, one at a time on a GPU: which one "auto" gives, starting it tells.
