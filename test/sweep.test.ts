@@ -18,6 +18,7 @@ import { collectSweep, sweepCsv, writeSweepResults } from "../src/sweep/collect.
 import { missingRuns, statusCounts, statusText } from "../src/sweep/status.ts";
 import { queueStates, sbatchScript, submitSlurm, type Exec } from "../src/sweep/slurm.ts";
 import { readAttempts, readJson, type RunFile } from "../src/sweep/run-files.ts";
+import { sweepAxisFigure } from "../src/viz/sweep-charts.ts";
 import { writeTinyPepperManifest } from "./train-suite.ts";
 
 const REPO = path.resolve(import.meta.dirname, "..");
@@ -139,6 +140,22 @@ test("stopping the local pool starts nothing more and stops the running runs, wh
   });
   assert.deepEqual({ ...result, interrupted: result.interrupted.sort() }, { done: [], failed: [], interrupted: ["x", "y"] });
   assert.deepEqual(events.sort(), ["interrupted x", "interrupted y", "start x", "start y"], "z never started");
+});
+
+test("the sweep chart: one dot per finished seed and each group's mean with its 95% t-interval, per value and variant", () => {
+  const row = (ratio: string, finalBN: boolean, seed: number, finalF1: number | null) => ({ ratio, finalBN, seed, finalF1 });
+  const rows = [row("99:1", false, 1, 0), row("99:1", false, 2, 0.2), row("99:1", true, 1, 0.6), row("99:1", true, 2, 0.8), row("50:50", true, 1, 0.9), row("50:50", true, 2, null)];
+  const fig = sweepAxisFigure(rows, { axis: "ratio" });
+  const [dotsWithout, meanWithout, dotsWith, meanWith] = fig.data as { x: number[]; y: number[]; error_y: { array: number[]; arrayminus: number[] } }[];
+  assert.deepEqual(dotsWithout.y, [0, 0.2]);
+  assert.deepEqual(dotsWith.y, [0.6, 0.8, 0.9], "the unfinished run has no dot");
+  assert.deepEqual(meanWithout.y.map((y) => +y.toFixed(6)), [0.1]);
+  assert.deepEqual(meanWith.y.map((y) => +y.toFixed(6)), [0.7, 0.9]);
+  // Two seeds 0.2 apart: sd 0.1414, t(0.975, 1) = 12.706, half width 12.706 * 0.1414 / sqrt(2) = 1.2706.
+  assert.ok(Math.abs(meanWith.error_y.array[0] - 1.27062) < 1e-4 && Math.abs(meanWith.error_y.arrayminus[0] - 1.27062) < 1e-4);
+  assert.deepEqual(meanWith.error_y.array[1], 0, "one seed: no interval");
+  assert.deepEqual((fig.layout.xaxis as { ticktext: string[] }).ticktext, ["99:1", "50:50"]);
+  assert.ok(meanWith.x[0] > meanWithout.x[0], "with the final BN to the right of without, at each value");
 });
 
 test("the Slurm executor writes one job array with the resources passed through, and maps the queue back to runs", async () => {

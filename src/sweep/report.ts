@@ -5,7 +5,7 @@
 import { escapeHtml } from "../train/progress.ts";
 import { ciText, pairedStats } from "../train/stats.ts";
 import { figureHtml, plotlyScript } from "../viz/report.ts";
-import { sweepAxisFigure, type ChartRow } from "../viz/sweep-charts.ts";
+import { sweepAxisFigure } from "../viz/sweep-charts.ts";
 import type { CollectedSweep } from "./collect.ts";
 import { formatValue } from "./plan.ts";
 import { SETTING_KEYS, type SettingKey } from "./spec.ts";
@@ -14,13 +14,12 @@ export function sweepReportHtml(c: CollectedSweep, opts: { title?: string } = {}
   const title = opts.title ?? `finalbn sweep: ${c.plan.name}`;
   const gridAxes = c.plan.axes.filter((a) => a !== "seed" && a !== "finalBN");
   const chartAxes: SettingKey[] = gridAxes.length ? gridAxes : ["model"];
-  const rows = c.rows as unknown as ChartRow[];
   const charts = chartAxes
     .map((axis, i) => {
       const order = [...new Set(c.rows.map((r) => String(r[axis])))];
       const others = gridAxes.filter((a) => a !== axis);
       const pooled = others.length ? ` (pooled over ${others.join(", ")})` : "";
-      return figureHtml(`axis-${i}`, sweepAxisFigure(rows, { axis, order, title: `Final minority F1 by ${axis}${pooled}` }));
+      return figureHtml(`axis-${i}`, sweepAxisFigure(c.rows, { axis, order, title: `Final minority F1 by ${axis}${pooled}` }));
     })
     .join("\n");
 

@@ -4,8 +4,12 @@
 import { meanInterval95 } from "../train/stats.ts";
 import { VARIANT_COLORS, type Figure } from "./charts.ts";
 
-/** What a chart reads from a row: the swept setting, the variant, the seed and the metric (null: not finished). */
-export type ChartRow = Record<string, unknown> & { finalBN: boolean; seed: number };
+/** What a chart reads from a row: the variant and the seed, and by name the swept setting and the metric (null: not finished). */
+export interface ChartRow {
+  finalBN: boolean;
+  seed: number;
+}
+const field = (r: ChartRow, name: string) => (r as unknown as Record<string, unknown>)[name];
 
 export interface AxisFigureOptions {
   /** The setting on the x axis (a row field), e.g. "ratio" or "batchSize". */
@@ -31,15 +35,17 @@ const METRIC_TITLES: Record<string, string> = {
 /** Dots per seed and the mean with its 95% t-interval, per value of `axis` and per variant. */
 export function sweepAxisFigure(rows: readonly ChartRow[], o: AxisFigureOptions): Figure {
   const metric = o.metric ?? "finalF1";
-  const finished = rows.filter((r) => typeof r[metric] === "number" && Number.isFinite(r[metric]));
-  const xs = o.order ? [...o.order] : [...new Set(finished.map((r) => String(r[o.axis])))];
+  const value = (r: ChartRow) => field(r, metric) as number;
+  const x = (r: ChartRow) => String(field(r, o.axis));
+  const finished = rows.filter((r) => Number.isFinite(field(r, metric)));
+  const xs = o.order ? [...o.order] : [...new Set(finished.map(x))];
   const data: Record<string, unknown>[] = [];
   for (const withBN of [false, true]) {
     const color = withBN ? VARIANT_COLORS.with : VARIANT_COLORS.without;
     const offset = withBN ? 0.15 : -0.15;
-    const groups = xs.map((x) => finished.filter((r) => r.finalBN === withBN && String(r[o.axis]) === x));
+    const groups = xs.map((v) => finished.filter((r) => r.finalBN === withBN && x(r) === v));
     if (groups.every((g) => !g.length)) continue;
-    const dots = groups.flatMap((g, i) => g.map((r, k) => ({ x: i + offset + jitter(k, g.length), y: r[metric] as number, text: `${o.axis} ${xs[i]}, seed ${r.seed}` })));
+    const dots = groups.flatMap((g, i) => g.map((r, k) => ({ x: i + offset + jitter(k, g.length), y: value(r), text: `${o.axis} ${xs[i]}, seed ${r.seed}` })));
     data.push({
       type: "scatter",
       mode: "markers",
@@ -51,7 +57,7 @@ export function sweepAxisFigure(rows: readonly ChartRow[], o: AxisFigureOptions)
       hovertemplate: `%{text}<br>%{y:.3f}<extra>${nameOf(withBN)}</extra>`,
       marker: { color, size: 7, opacity: 0.55 },
     });
-    const means = groups.map((g, i) => ({ i, ci: meanInterval95(g.map((r) => r[metric] as number)) })).filter((m) => m.ci.n > 0);
+    const means = groups.map((g, i) => ({ i, ci: meanInterval95(g.map(value)) })).filter((m) => m.ci.n > 0);
     data.push({
       type: "scatter",
       mode: "markers",
