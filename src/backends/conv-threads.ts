@@ -13,15 +13,23 @@ type ActivePool = NonNullable<ReturnType<typeof activePool>>;
 
 /** Below this many multiply-adds a convolution stays on one thread: waking the others costs more. */
 const MIN_THREADED_MACS = 1 << 20;
-/** Nor above this arena size (floats, 2 GiB): at 224 px the largest layers stay on one thread. */
-const MAX_ARENA_FLOATS = 1 << 29;
+/** Nor above this arena size (floats, 1 GiB): at 224 px, batch 32 the first layers stay on one thread. */
+const MAX_ARENA_FLOATS = 1 << 28;
 
-/** The pool if this convolution should use it. */
+/** The pool if this convolution should use it, with an arena large enough for any of its three products. */
 export function poolFor(g: ConvGeometry): ActivePool | undefined {
   const pool = activePool();
   if (!pool || outputPixels(g) * patchSize(g) * g.outChannels < MIN_THREADED_MACS) return undefined;
-  const floats = g.batch * g.inHeight * g.inWidth * g.inChannels + outputPixels(g) * g.outChannels + patchSize(g) * g.outChannels;
-  return floats + bandRows(g) * patchSize(g) <= MAX_ARENA_FLOATS ? pool : undefined;
+  // Input, output, filter and one im2col band: what each product lays out (offsets() below).
+  const inputs = g.batch * g.inHeight * g.inWidth * g.inChannels + outputPixels(g) * g.outChannels + patchSize(g) * g.outChannels;
+  const floats = inputs + bandRows(g) * patchSize(g);
+  if (floats > MAX_ARENA_FLOATS) return undefined;
+  try {
+    pool.arena(floats);
+  } catch {
+    return undefined; // no memory for a larger arena: one thread, on tfjs's own arrays
+  }
+  return pool;
 }
 
 /** What all three products need to know: rows and width of the im2col matrix, rows per band (0: no im2col). */
