@@ -101,18 +101,18 @@ export function liveFigure(): { update(fig: Figure): void } {
 // ---- tables ---------------------------------------------------------------------------------
 
 /** What showTable takes: a danfojs DataFrame (anything with columns and values), rows, or one record. */
-export type TableInput = { columns: string[]; values: unknown[][] } | readonly Record<string, unknown>[] | Record<string, unknown>;
+export type TableInput = { columns: string[]; values: unknown[][] } | readonly object[] | object;
 
 /** Columns and rows of any TableInput; a single record becomes a two-column (name, value) table. */
 export function tableCells(input: TableInput): { columns: string[]; rows: unknown[][] } {
   if (Array.isArray(input)) {
-    const columns = [...new Set(input.flatMap((r) => Object.keys(r)))];
+    const columns = [...new Set((input as object[]).flatMap((r) => Object.keys(r)))];
     return { columns, rows: input.map((r) => columns.map((c) => (r as Record<string, unknown>)[c])) };
   }
   const maybeFrame = input as { columns?: unknown; values?: unknown };
   if (Array.isArray(maybeFrame.columns) && Array.isArray(maybeFrame.values))
     return { columns: maybeFrame.columns as string[], rows: maybeFrame.values as unknown[][] };
-  return { columns: ["", "value"], rows: Object.entries(input) };
+  return { columns: ["", "value"], rows: Object.entries(input as Record<string, unknown>) };
 }
 
 /** A cell as text: integers as they are, other numbers rounded, lists and records flattened. */
