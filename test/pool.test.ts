@@ -12,6 +12,7 @@ import { startBackend } from "../src/backends/index.ts";
 import { runExperiment, type ExperimentOptions } from "../src/train/experiment.ts";
 import type { BatchProgress, EpochRecord, TrainCallbacks } from "../src/train/learner.ts";
 import { terminalProgressBoard } from "../src/train/progress.ts";
+import { workerEnv } from "../src/train/pool.ts";
 
 const SHARED = path.resolve(import.meta.dirname, "../../shared/data/plantvillage");
 const INFO = { backend: "cpu", device: "test", versions: {} };
@@ -90,4 +91,12 @@ test("the progress board shows concurrent runs on one terminal line, and only ep
   log.onEpoch!(epoch);
   assert.deepEqual(written.length, 1);
   assert.match(written[0], /^run-c epoch 2: /);
+});
+
+test("worker processes share the cores out between their thread pools, unless FINALBN_THREADS is set", () => {
+  const cores = os.availableParallelism();
+  assert.equal(workerEnv(cores, {}).FINALBN_THREADS, "1");
+  assert.equal(workerEnv(1, {}).FINALBN_THREADS, String(cores));
+  assert.equal(workerEnv(2 * cores, {}).FINALBN_THREADS, "1", "never fewer than one");
+  assert.equal(workerEnv(2, { FINALBN_THREADS: "3" }).FINALBN_THREADS, "3");
 });

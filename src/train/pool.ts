@@ -1,6 +1,6 @@
-// Several training runs at once, one child process per core: tfjs's cpu backend computes on one
-// thread, so the demo's four runs (two seeds, with and without the final BN) take half the time
-// on a 2-core laptop. Each child is a worker.ts process that keeps its backend between runs.
+// Several training runs at once, one child process per core: on the cpu backend only our
+// convolutions use several threads, the rest of a step runs on one, so the demo's four runs (two
+// seeds, with and without the final BN) side by side keep a 2-core laptop busy. Each child is a worker.ts process that keeps its backend between runs.
 // Runs are independent and seeded, so the results are those of the same runs one after another.
 import { fork, type ChildProcess } from "node:child_process";
 import os from "node:os";
@@ -36,6 +36,16 @@ export type FromWorker =
  */
 export function defaultWorkers(backend: string): number {
   return backend === "cpu" ? os.availableParallelism() : 1;
+}
+
+/**
+ * Each child's cpu backend splits its convolutions over threads (backends/thread-pool.ts), one per
+ * core by default: with several children that would put cores x children threads on the cores.
+ * So the cores are shared out, unless FINALBN_THREADS says otherwise.
+ */
+export function workerEnv(children: number, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (env.FINALBN_THREADS) return env;
+  return { ...env, FINALBN_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / children))) };
 }
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
@@ -93,7 +103,7 @@ export async function trainInWorkers(
     const count = Math.max(1, Math.min(opts.workers, jobs.length));
     for (let i = 0; i < count; i++) {
       // The child runs TypeScript the way this process does (tsx's loader flags in execArgv).
-      children.push(fork(WORKER, [], { execArgv: process.execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+      children.push(fork(WORKER, [], { execArgv: process.execArgv, env: workerEnv(count), stdio: ["ignore", "inherit", "inherit", "ipc"] }));
     }
     await Promise.all(children.map(runOn));
     if (opts.signal?.aborted) throw new Interrupted(stops);
