@@ -151,3 +151,37 @@ test("an experiment whose run folder is being trained elsewhere stops before tra
     await release();
   }
 });
+
+test("Ctrl-C in npm run experiment: one line, exit code 130, and the same command again resumes", { timeout: 600_000 }, async (t) => {
+  if (!dir) return t.skip(`shared data not found at ${SHARED}`);
+  const out = path.join(dir, "cli");
+  const args = ["--import", "tsx", "src/cli/experiment.ts", "--manifest", manifest, "--data", SHARED, "--seeds", "1", "--epochs", "6",
+    "--size", "32", "--width", "0.0625", "--batch", "10", "--backend", "cpu", "--out", out];
+  const run = (onStderr?: (text: string, child: ReturnType<typeof spawn>) => void) =>
+    new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
+      const child = spawn(process.execPath, args, { cwd: path.resolve(import.meta.dirname, "..") });
+      let stderr = "";
+      let stdout = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => {
+        stderr += d;
+        onStderr?.(stderr, child);
+      });
+      child.on("exit", (code) => resolve({ code, stderr, stdout }));
+    });
+  // Not a terminal, so progress comes as a line per epoch: Ctrl-C once the first epoch is saved.
+  let sent = false;
+  const first = await run((text, child) => {
+    if (!sent && /epoch 1: train loss/.test(text)) {
+      sent = true;
+      child.kill("SIGINT");
+    }
+  });
+  assert.equal(first.code, 130, first.stderr);
+  const last = first.stderr.trim().split("\n").at(-1)!;
+  assert.match(last, /^Interrupted: training stopped \(.*epochs 1-\d saved.*\)\. Run it again to resume/);
+  assert.doesNotMatch(first.stderr, /^\s+at /m, "no stack trace");
+  const second = await run();
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout + second.stderr, /resum(ing|ed) after epoch [1-5]/);
+});

@@ -2,6 +2,7 @@
 // one-line error and exit code 2, never a stack trace.
 import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { isInterrupted } from "../train/interrupt.ts";
 
 export interface FlagSpec {
   type: "string" | "boolean";
@@ -115,6 +116,12 @@ export function runCli(main: () => Promise<number | void> | number | void): void
       if (err instanceof UsageError) {
         console.error(`error: ${e.message}`);
         process.exitCode = 2;
+        return;
+      }
+      if (isInterrupted(err)) {
+        // Ctrl-C: where training stopped and how to resume is all there is to say (130, as a shell reports SIGINT).
+        console.error(e.message);
+        process.exitCode = 130;
         return;
       }
       console.error(`error: ${e?.message ?? String(err)}`);

@@ -13,7 +13,7 @@
 //    train/interrupt.ts); the cell then ends with one line. Other cells keep tslab's behaviour.
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
-import { onInterrupt } from "../train/interrupt.ts";
+import { onInterrupt, routeSigintHere } from "../train/interrupt.ts";
 
 interface ZmqServerLike {
   control: unknown;
@@ -45,6 +45,7 @@ startKernel({ configPath: values["config-path"], enableFindLocal: false });
 // tslab's own SIGINT listener stays for cells that are not training.
 const tslabListeners = process.listeners("SIGINT");
 process.removeAllListeners("SIGINT");
+routeSigintHere();
 process.on("SIGINT", () => {
   if (onInterrupt()) return;
   for (const listener of tslabListeners) (listener as () => void)();

@@ -42,7 +42,22 @@ export function isInterrupted(error: unknown): error is Interrupted {
   return error instanceof Interrupted || (error instanceof Error && error.name === "Interrupted");
 }
 
-const active = new Set<AbortController>();
+// Kept on globalThis: in the notebook kernel this module is loaded twice, once by the kernel
+// (cli/kernel.ts, as an ES module) and once by the cells (require("finalbn"), through tsx's
+// CommonJS hook), and both copies must see the same trainings.
+const REGISTRY = Symbol.for("finalbn.activeTrainings");
+const active: Set<AbortController> = ((globalThis as Record<symbol, unknown>)[REGISTRY] ??= new Set<AbortController>()) as Set<AbortController>;
+
+// Set by the notebook kernel, which routes SIGINT to onInterrupt() itself. (Counting SIGINT
+// listeners cannot tell: while tslab runs a cell's synchronous part, vm's breakOnSigint removes
+// them all, and a second listener that exits on a repeated Ctrl-C would then kill the kernel.)
+const KERNEL = Symbol.for("finalbn.kernelRoutesSigint");
+const globals = globalThis as Record<symbol, unknown>;
+
+/** Say that this process's SIGINT handler calls onInterrupt() (the notebook kernel does). */
+export function routeSigintHere(): void {
+  globals[KERNEL] = true;
+}
 
 /** Ask every training in this process to stop; false if none is running. */
 export function onInterrupt(): boolean {
@@ -52,13 +67,13 @@ export function onInterrupt(): boolean {
 }
 
 /**
- * A stop signal for one training call; release() when it ends. Without another SIGINT listener
- * (a terminal, not the notebook kernel), it listens for Ctrl-C itself meanwhile.
+ * A stop signal for one training call; release() when it ends. Outside the notebook kernel (a
+ * terminal, a test), it listens for Ctrl-C itself meanwhile.
  */
 export function trainingStop(): { signal: AbortSignal; release(): void } {
   const controller = new AbortController();
   active.add(controller);
-  const listen = process.listenerCount("SIGINT") === 0;
+  const listen = !globals[KERNEL];
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(130);
     process.stderr.write("\nstopping after the current batch (Ctrl-C again to quit now)\n");

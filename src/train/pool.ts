@@ -65,6 +65,12 @@ export async function trainInWorkers(
   const stops: StopPoint[] = [];
   let next = 0;
   let failure: Error | undefined;
+  // One set of callbacks per run, asked for once (a notebook's makes a display for each run).
+  const callbacks = new Map<number, TrainCallbacks>();
+  const callbacksOf = (id: number) => {
+    if (!callbacks.has(id)) callbacks.set(id, opts.callbacksFor?.(id) ?? {});
+    return callbacks.get(id)!;
+  };
   const interrupt = () => children.forEach((child) => child.connected && child.send({ type: "interrupt" } satisfies ToWorker));
   opts.signal?.addEventListener("abort", interrupt, { once: true });
 
@@ -76,7 +82,7 @@ export async function trainInWorkers(
         child.send({ type: "run", id, job: jobs[id] } satisfies ToWorker);
       };
       child.on("message", (m: FromWorker) => {
-        const callbacks = opts.callbacksFor?.(m.id);
+        const callbacks = callbacksOf(m.id);
         if (m.type === "start") callbacks?.onStart?.(m.start);
         else if (m.type === "batch") callbacks?.onBatch?.(m.progress);
         else if (m.type === "epoch") callbacks?.onEpoch?.(m.record);

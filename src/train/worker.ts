@@ -9,7 +9,10 @@ import { train } from "./learner.ts";
 import { isInterrupted, type Interrupted } from "./interrupt.ts";
 import type { ToWorker, FromWorker } from "./pool.ts";
 
-const send = (message: FromWorker) => process.send!(message);
+// A parent that is gone (quit, restarted kernel) gets nothing; 'disconnect' below ends this child.
+const send = (message: FromWorker) => {
+  if (process.connected) process.send!(message, undefined, {}, () => {});
+};
 let started: Promise<unknown> | undefined;
 let running: AbortController | undefined;
 
