@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import { inspect } from "node:util";
-import { writeTinyPepperManifest } from "./train-suite.ts";
+import { tinyExperimentOptions, writeTinyPepperManifest } from "./train-suite.ts";
 import { startBackend } from "../src/backends/index.ts";
 import { runExperiment, type ExperimentOptions } from "../src/train/experiment.ts";
 import type { EpochRecord, TrainCallbacks } from "../src/train/learner.ts";
@@ -32,22 +32,8 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const options = (outDir: string, over: Partial<ExperimentOptions> = {}): ExperimentOptions => ({
-  manifest,
-  data: SHARED,
-  arch: "vgg19_bn",
-  head: "fastai",
-  finalBN: "both",
-  seeds: [1],
-  width: 1 / 16,
-  size: 32,
-  epochs: 3,
-  batchSize: 10,
-  lr: 3e-3,
-  cacheDir: path.join(dir, "cache"),
-  outDir: path.join(dir, outDir),
-  ...over,
-});
+const options = (outDir: string, over: Partial<ExperimentOptions> = {}): ExperimentOptions =>
+  tinyExperimentOptions({ manifest, dir, outDir }, { epochs: 3, ...over });
 const untimed = (h: EpochRecord[]) => h.map(({ seconds: _s, imagesPerSec: _i, ...rest }) => rest);
 const savedEpochs = async (runDir: string) =>
   (await readFile(path.join(runDir, "metrics.jsonl"), "utf8")).trim().split("\n").length;

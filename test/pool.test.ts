@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { writeTinyPepperManifest } from "./train-suite.ts";
+import { tinyExperimentOptions, writeTinyPepperManifest } from "./train-suite.ts";
 import { startBackend } from "../src/backends/index.ts";
 import { runExperiment, type ExperimentOptions } from "../src/train/experiment.ts";
 import type { BatchProgress, EpochRecord, TrainCallbacks } from "../src/train/learner.ts";
@@ -29,22 +29,8 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const options = (outDir: string, over: Partial<ExperimentOptions> = {}): ExperimentOptions => ({
-  manifest,
-  data: SHARED,
-  arch: "vgg19_bn",
-  head: "fastai",
-  finalBN: "both",
-  seeds: [1, 2],
-  width: 1 / 16,
-  size: 32,
-  epochs: 2,
-  batchSize: 10,
-  lr: 3e-3,
-  cacheDir: path.join(dir, "cache"),
-  outDir: path.join(dir, outDir),
-  ...over,
-});
+const options = (outDir: string, over: Partial<ExperimentOptions> = {}): ExperimentOptions =>
+  tinyExperimentOptions({ manifest, dir, outDir }, { seeds: [1, 2], ...over });
 const untimed = (h: EpochRecord[]) => h.map(({ seconds: _s, imagesPerSec: _i, ...rest }) => rest);
 
 test("two worker processes train the same runs as one process, with progress from every run", async (t) => {

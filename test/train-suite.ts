@@ -16,6 +16,7 @@ import { startBackend } from "../src/backends/index.ts";
 import { resolveTrainConfig, type TrainConfig } from "../src/train/config.ts";
 import { train, NanLossError, type EpochRecord } from "../src/train/learner.ts";
 import { CHECKPOINT_FILE } from "../src/train/checkpoint.ts";
+import type { ExperimentOptions } from "../src/train/experiment.ts";
 
 const REPO = path.resolve(import.meta.dirname, "..");
 const SHARED = path.resolve(import.meta.dirname, "../../shared/data/plantvillage");
@@ -25,6 +26,26 @@ export async function writeTinyPepperManifest(dir: string): Promise<string> {
   const file = path.join(dir, "pepper-tiny.json");
   await writeManifest(file, await buildManifest(await indexDataset(SHARED), { crop: "Pepper", ratio: [9, 1], seed: 3, testPerClass: 8, trainMajority: 27 }));
   return file;
+}
+
+/** The tiny experiment of the pool and interrupt tests: that manifest, width 1/16, 32 px, batches of 10, both variants. */
+export function tinyExperimentOptions(o: { manifest: string; dir: string; outDir: string }, over: Partial<ExperimentOptions> = {}): ExperimentOptions {
+  return {
+    manifest: o.manifest,
+    data: SHARED,
+    arch: "vgg19_bn",
+    head: "fastai",
+    finalBN: "both",
+    seeds: [1],
+    width: 1 / 16,
+    size: 32,
+    epochs: 2,
+    batchSize: 10,
+    lr: 3e-3,
+    cacheDir: path.join(o.dir, "cache"),
+    outDir: path.join(o.dir, o.outDir),
+    ...over,
+  };
 }
 
 export function trainSuite(backend: "cpu" | "webgpu", skipReason?: string): void {

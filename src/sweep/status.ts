@@ -8,6 +8,7 @@ import path from "node:path";
 import type { PlannedRun, SweepPlan } from "./plan.ts";
 import { DONE_FILE, ERROR_FILE, readHistory, readJson, RUNNING_FILE, type RunError, type Runner } from "./run-files.ts";
 import { ACTIVE, ENDED_BADLY, QUEUED, type QueueState } from "./slurm.ts";
+import { processAlive } from "../data/files.ts";
 
 export type RunState = "done" | "running" | "pending" | "failed";
 export const RUN_STATES: readonly RunState[] = ["done", "running", "pending", "failed"];
@@ -25,14 +26,6 @@ export interface RunStatus {
 
 const exists = (file: string) => access(file).then(() => true, () => false);
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 export async function runStatus(run: PlannedRun, queue?: QueueState): Promise<RunStatus> {
   const epochsDone = readHistory(run.dir).length;
@@ -44,7 +37,7 @@ export async function runStatus(run: PlannedRun, queue?: QueueState): Promise<Ru
   if (error) return of("failed", error.message.split("\n")[0]);
   const runner = await readJson<Runner>(path.join(run.dir, RUNNING_FILE));
   // A marker left by a process that is gone (killed outright) does not make the run running.
-  if (runner && ((runner.host === os.hostname() && alive(runner.pid)) || (runner.host !== os.hostname() && !queue)))
+  if (runner && ((runner.host === os.hostname() && processAlive(runner.pid)) || (runner.host !== os.hostname() && !queue)))
     return of("running", `${runner.slurmJob ? `Slurm task ${runner.slurmJob}` : `pid ${runner.pid}`} on ${runner.host}, ${epochsDone}/${run.settings.epochs} epochs`);
   if (queue && ENDED_BADLY.has(queue.state)) return of("failed", `Slurm task ${queue.task} ended ${queue.state}${queue.reason && queue.reason !== "None" ? ` (${queue.reason})` : ""}`);
   return of("pending", epochsDone ? `resumes after epoch ${epochsDone}` : "not started");

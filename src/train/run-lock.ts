@@ -7,6 +7,7 @@
 import { hostname } from "node:os";
 import { mkdir, open, readFile, rm, stat, utimes } from "node:fs/promises";
 import path from "node:path";
+import { processAlive } from "../data/files.ts";
 
 export const LOCK_FILE = "train.lock";
 const HEARTBEAT_MS = 60_000;
@@ -31,15 +32,6 @@ export class RunLockedError extends Error {
 /** Run folders locked by this process (a lock file with our own pid is ours only if listed here). */
 const heldHere = new Set<string>();
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** Is this lock held by a live trainer? */
 async function held(lock: LockContent, file: string): Promise<boolean> {
   if (lock.host !== hostname()) {
@@ -47,7 +39,7 @@ async function held(lock: LockContent, file: string): Promise<boolean> {
     return Date.now() - touched < OTHER_HOST_STALE_MS;
   }
   if (lock.pid === process.pid) return heldHere.has(file);
-  return alive(lock.pid);
+  return processAlive(lock.pid);
 }
 
 /** Take runDir's lock or throw RunLockedError; returns the function that releases it. */
