@@ -21,8 +21,8 @@ test("the exported F1-versus-loss notebook draws its chart in Chromium, with no 
   if (!existsSync(CHROMIUM)) return t.skip(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
   const out = await mkdtemp(path.join(os.tmpdir(), "finalbn-notebooks-"));
   try {
-    // Tiny: 62 healthy + 1 diseased leaf to train on, batches of 16, one epoch, 10 + 10 to test on.
-    const args = ["--only", "03", "--out", out, "--epochs", "1", "--seeds", "1", "--train-majority", "62", "--test-per-class", "10", "--batch-size", "16", "--from-scratch", "--backend", "cpu", "--cache", path.join(out, "cache")];
+    // Tiny: 99 healthy + 1 diseased leaf to train on (the fewest a 99:1 split can have), batches of 16, one epoch, 10 + 10 to test on.
+    const args = ["--only", "03", "--out", out, "--epochs", "1", "--seeds", "1", "--train-majority", "99", "--test-per-class", "10", "--batch-size", "16", "--from-scratch", "--backend", "cpu", "--cache", path.join(out, "cache")];
     await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/notebooks.ts", ...args], { cwd: REPO, maxBuffer: 16 << 20 });
 
     const browser = await chromium.launchPersistentContext(path.join(out, "chromium-profile"), {
