@@ -10,7 +10,7 @@ import path from "node:path";
 import { resolveTrainConfig, variantName, type TrainConfig } from "./config.ts";
 import { train, type EpochRecord, type TrainCallbacks } from "./learner.ts";
 import { trainInWorkers, type JobResult } from "./pool.ts";
-import { Interrupted, isInterrupted, trainingStop } from "./interrupt.ts";
+import { Interrupted, trainingStop } from "./interrupt.ts";
 import { meanStd } from "./metrics.ts";
 import { writeFileAtomic } from "../data/files.ts";
 import type { RunInfo } from "./run-log.ts";
@@ -112,8 +112,8 @@ export async function runExperiment(
   const { title } = opts;
   const { base, outDir, planned } = planRuns(opts);
   const results: JobResult[] = [];
-  const stop = io.signal ? undefined : trainingStop();
-  const signal = io.signal ?? stop!.signal;
+  const stop = trainingStop(io.signal);
+  const signal = stop.signal;
   try {
     if ((io.workers ?? 1) > 1 && planned.length > 1) {
       log(`training ${planned.length} runs on ${Math.min(io.workers!, planned.length)} worker processes -> ${outDir}`);
@@ -132,12 +132,8 @@ export async function runExperiment(
         results.push(result);
       }
     }
-  } catch (error) {
-    // One line for the user (the stack of an interrupt says nothing they need).
-    if (isInterrupted(error)) throw error instanceof Interrupted ? error : new Interrupted();
-    throw error;
   } finally {
-    stop?.release();
+    stop.release();
   }
   const runs: VariantRun[] = planned.map((p, i) => {
     if (results[i].resumedAfter) log(`  ${p.label} resumed after epoch ${results[i].resumedAfter}`);

@@ -44,15 +44,15 @@ export function isInterrupted(error: unknown): error is Interrupted {
 
 // Kept on globalThis: in the notebook kernel this module is loaded twice, once by the kernel
 // (cli/kernel.ts, as an ES module) and once by the cells (require("finalbn"), through tsx's
-// CommonJS hook), and both copies must see the same trainings.
+// CommonJS hook), and both copies must see the same trainings and the same flag below.
+const globals = globalThis as Record<symbol, unknown>;
 const REGISTRY = Symbol.for("finalbn.activeTrainings");
-const active: Set<AbortController> = ((globalThis as Record<symbol, unknown>)[REGISTRY] ??= new Set<AbortController>()) as Set<AbortController>;
+const active = (globals[REGISTRY] ??= new Set<AbortController>()) as Set<AbortController>;
 
 // Set by the notebook kernel, which routes SIGINT to onInterrupt() itself. (Counting SIGINT
 // listeners cannot tell: while tslab runs a cell's synchronous part, vm's breakOnSigint removes
 // them all, and a second listener that exits on a repeated Ctrl-C would then kill the kernel.)
 const KERNEL = Symbol.for("finalbn.kernelRoutesSigint");
-const globals = globalThis as Record<symbol, unknown>;
 
 /** Say that this process's SIGINT handler calls onInterrupt() (the notebook kernel does). */
 export function routeSigintHere(): void {
@@ -68,9 +68,11 @@ export function onInterrupt(): boolean {
 
 /**
  * A stop signal for one training call; release() when it ends. Outside the notebook kernel (a
- * terminal, a test), it listens for Ctrl-C itself meanwhile.
+ * terminal, a test), it listens for Ctrl-C itself meanwhile. A caller's own signal, when given, is
+ * used as it is instead.
  */
-export function trainingStop(): { signal: AbortSignal; release(): void } {
+export function trainingStop(given?: AbortSignal): { signal: AbortSignal; release(): void } {
+  if (given) return { signal: given, release: () => {} };
   const controller = new AbortController();
   active.add(controller);
   const listen = !globals[KERNEL];

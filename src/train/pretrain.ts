@@ -43,10 +43,8 @@ export async function pretrainBody(
   const { runDir, ...rest } = o;
   const config = resolveTrainConfig({ ...rest, finalBN: false });
   const file = path.join(runDir, BODY_FILE);
-  const stop = io.signal ? undefined : trainingStop();
-  const result = await train(config, { runDir, info: io.info, callbacks: io.callbacks, signal: io.signal ?? stop!.signal }).finally(() =>
-    stop?.release(),
-  );
+  const stop = trainingStop(io.signal);
+  const result = await train(config, { runDir, info: io.info, callbacks: io.callbacks, signal: stop.signal }).finally(stop.release);
   try {
     if (!(await access(file).then(() => true, () => false))) {
       const metadata = { format: "pt", source: "finalbn pretrainBody", config: JSON.stringify(config) };

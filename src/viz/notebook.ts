@@ -234,11 +234,10 @@ export function liveTraining(opts: { everyBatches?: number; plan?: ExperimentOpt
   callbacksFor: (label: string) => TrainCallbacks;
   finish: (runs: readonly VariantRun[]) => void;
 } {
-  const epochs = opts.plan ? planRuns(opts.plan).base.epochs : undefined;
+  const plan = opts.plan ? planRuns(opts.plan) : undefined;
+  const epochs = plan?.base.epochs;
   // Every planned run is on the charts (and in the legend) before it has a point.
-  let runs: VariantRun[] = opts.plan
-    ? planRuns(opts.plan).planned.map((p) => ({ label: p.label, finalBN: p.config.finalBN, seed: p.config.seed, runDir: p.runDir, history: [] }))
-    : [];
+  let runs: VariantRun[] = (plan?.planned ?? []).map((p) => ({ label: p.label, finalBN: p.config.finalBN, seed: p.config.seed, runDir: p.runDir, history: [] }));
   const charts = (["f1", "trainLoss", "testLoss"] as const).map((metric) => ({ metric, chart: liveFigure() }));
   const redraw = () => charts.forEach(({ metric, chart }) => chart.update(curveFigure(runs, metric, { epochs })));
   redraw();
