@@ -124,6 +124,7 @@ runCli(async () => {
   let threadTotals: ThreadRow[] = [];
   let steps: StepRow[] = [];
   let torch: TorchResult | undefined;
+  const capacities: number[] = []; // filled around the thread timings, below
   const result = () => ({
     date: new Date().toISOString(),
     machine: { backend: backend.name, device: backend.device, cpus: `${os.cpus().length} × ${os.cpus()[0]?.model.trim()}`, node: process.version, tfjs: tf.version.tfjs },
@@ -168,7 +169,6 @@ runCli(async () => {
   await save();
 
   // Before and after the thread timings: how much parallel speed the machine gives right now.
-  const capacities: number[] = [];
   const measureCapacity = async () => {
     if (!threadList || Math.max(...threadList) < 2) return;
     const capacity = await parallelCapacity(Math.max(...threadList));
