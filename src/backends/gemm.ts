@@ -42,16 +42,20 @@ export interface GemmArgs {
 }
 
 // Cache blocks: a KC x NR panel of B (8 KB) stays in L1 while the micro-kernel sweeps an
-// MC x KC block of A (96 KB) that stays in L2; the KC x NC block of B (1 MB) in L2/L3.
+// MC x KC block of A (96 KB) that stays in L2; the KC x NC block of B (1 MB) in L2/L3, as does
+// the MC x NC block of C (384 KB).
 const KC = 256;
 const MC = 96; // a multiple of MR
 const NC = 1024; // a multiple of NR
 
-// Where the packed blocks and the output tile sit in the micro-kernel's heap (float indices).
+// Where the packed blocks and the block of C being summed sit in the micro-kernel's heap (float
+// indices). C's block is copied in and out row by row (native copies), so the micro-kernel adds
+// its tiles in place: adding each 4 x 8 tile from JavaScript cost more than computing it when k
+// is small (a deep layer's filter gradient sums over only batch x 2 x 2 pixels).
 const A_AT = 0;
 const B_AT = MC * KC;
-const TILE_AT = B_AT + KC * NC;
-const HEAP_FLOATS = TILE_AT + MR * NR;
+const C_AT = B_AT + KC * NC + NR; // NR: a row-major B's last panel may read NR - 1 floats past it
+const HEAP_FLOATS = C_AT + MC * NC;
 
 let kernel: MicroKernel = createMicroKernel(HEAP_FLOATS);
 
@@ -177,19 +181,21 @@ function packPanel(
 function macroKernel(kc: number, mc: number, nc: number, c: OutputView, i0: number, j0: number, bStride: number): void {
   const { data, rowStride } = c;
   const { heap, run } = kernel;
+  // C's block in the heap: mc rows (padded to MR) of nc floats (padded to NR). The padding is
+  // cleared: it takes the zero rows of A and the columns past B's edge, never copied back.
+  const width = Math.ceil(nc / NR) * NR;
+  const height = Math.ceil(mc / MR) * MR;
+  for (let i = 0, src = c.offset + i0 * rowStride + j0; i < mc; i++, src += rowStride) {
+    heap.set(data.subarray(src, src + nc), C_AT + i * width);
+    if (width > nc) heap.fill(0, C_AT + i * width + nc, C_AT + (i + 1) * width);
+  }
+  if (height > mc) heap.fill(0, C_AT + mc * width, C_AT + height * width);
   for (let jr = 0; jr < nc; jr += NR) {
-    const cols = Math.min(NR, nc - jr);
     // Where panel jr starts: NR-wide panels one after another, or column jr of the copied rows.
     const bAt = B_AT + (bStride === NR ? jr * kc : jr);
-    for (let ir = 0; ir < mc; ir += MR) {
-      const rows = Math.min(MR, mc - ir);
-      run(kc, A_AT + ir * kc, bAt, TILE_AT, bStride);
-      // Add the tile into C, skipping the zero-padded rows and columns at the edges.
-      let dst = c.offset + (i0 + ir) * rowStride + j0 + jr;
-      for (let i = 0; i < rows; i++, dst += rowStride) {
-        const t = TILE_AT + i * NR;
-        for (let j = 0; j < cols; j++) data[dst + j] += heap[t + j];
-      }
-    }
+    for (let ir = 0; ir < mc; ir += MR) run(kc, A_AT + ir * kc, bAt, C_AT + ir * width + jr, bStride, width);
+  }
+  for (let i = 0, dst = c.offset + i0 * rowStride + j0; i < mc; i++, dst += rowStride) {
+    data.set(heap.subarray(C_AT + i * width, C_AT + i * width + nc), dst);
   }
 }

@@ -18,7 +18,9 @@
 //   A panel: kc steps of MR floats   a[p * MR + i] = A(row i, step p)
 //   B panel: kc steps of NR floats   b[p * bStride + j] = B(step p, column j)
 //            (bStride NR for a packed panel; wider for rows of B copied into the heap as they are)
-//   tile:    MR x NR floats, row-major, overwritten (not accumulated) by run().
+//   C tile:  MR rows of NR floats, cStride floats from one row to the next; run() adds the
+//            product to it (C += A panel · B panel: the sum over the panels is formed first,
+//            from 0, then added, so the rounding is the same as adding a separate tile).
 
 export const MR = 4;
 export const NR = 8;
@@ -28,8 +30,11 @@ export type MicroKernelKind = "wasm-fma" | "wasm-simd" | "js";
 export interface MicroKernel {
   kind: MicroKernelKind;
   heap: Float32Array;
-  /** tile = A panel · B panel over kc >= 1 steps; aAt, bAt, tileAt are float indices into heap, bStride floats from one step of B to the next. */
-  run(kc: number, aAt: number, bAt: number, tileAt: number, bStride: number): void;
+  /**
+   * C tile += A panel · B panel over kc >= 1 steps; aAt, bAt, cAt are float indices into heap,
+   * bStride floats from one step of B to the next, cStride from one row of C to the next.
+   */
+  run(kc: number, aAt: number, bAt: number, cAt: number, bStride: number, cStride: number): void;
 }
 
 /**
@@ -76,7 +81,7 @@ export function relaxedSimdAvailable(): boolean {
 
 function jsMicroKernel(floats: number): MicroKernel {
   const heap = new Float32Array(floats);
-  const run = (kc: number, aAt: number, bAt: number, tileAt: number, bStride: number): void => {
+  const run = (kc: number, aAt: number, bAt: number, cAt: number, bStride: number, cStride: number): void => {
     const h = heap;
     let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c06 = 0, c07 = 0;
     let c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0, c16 = 0, c17 = 0;
@@ -95,11 +100,14 @@ function jsMicroKernel(floats: number): MicroKernel {
       c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
       c34 += a3 * b4; c35 += a3 * b5; c36 += a3 * b6; c37 += a3 * b7;
     }
-    const t = tileAt;
-    h[t] = c00; h[t + 1] = c01; h[t + 2] = c02; h[t + 3] = c03; h[t + 4] = c04; h[t + 5] = c05; h[t + 6] = c06; h[t + 7] = c07;
-    h[t + 8] = c10; h[t + 9] = c11; h[t + 10] = c12; h[t + 11] = c13; h[t + 12] = c14; h[t + 13] = c15; h[t + 14] = c16; h[t + 15] = c17;
-    h[t + 16] = c20; h[t + 17] = c21; h[t + 18] = c22; h[t + 19] = c23; h[t + 20] = c24; h[t + 21] = c25; h[t + 22] = c26; h[t + 23] = c27;
-    h[t + 24] = c30; h[t + 25] = c31; h[t + 26] = c32; h[t + 27] = c33; h[t + 28] = c34; h[t + 29] = c35; h[t + 30] = c36; h[t + 31] = c37;
+    let t = cAt;
+    h[t] += c00; h[t + 1] += c01; h[t + 2] += c02; h[t + 3] += c03; h[t + 4] += c04; h[t + 5] += c05; h[t + 6] += c06; h[t + 7] += c07;
+    t += cStride;
+    h[t] += c10; h[t + 1] += c11; h[t + 2] += c12; h[t + 3] += c13; h[t + 4] += c14; h[t + 5] += c15; h[t + 6] += c16; h[t + 7] += c17;
+    t += cStride;
+    h[t] += c20; h[t + 1] += c21; h[t + 2] += c22; h[t + 3] += c23; h[t + 4] += c24; h[t + 5] += c25; h[t + 6] += c26; h[t + 7] += c27;
+    t += cStride;
+    h[t] += c30; h[t + 1] += c31; h[t + 2] += c32; h[t + 3] += c33; h[t + 4] += c34; h[t + 5] += c35; h[t + 6] += c36; h[t + 7] += c37;
   };
   return { kind: "js", heap, run };
 }
@@ -110,7 +118,7 @@ function jsMicroKernel(floats: number): MicroKernel {
 //
 // (module
 //   (import "env" "memory" (memory 1))
-//   (func (export "run") (param $kc i32) (param $a i32) (param $b i32) (param $tile i32) (param $bstride i32)
+//   (func (export "run") (param $kc i32) (param $a i32) (param $b i32) (param $c i32) (param $bstride i32) (param $cstride i32)
 //     (local $c0_0 v128) (local $c0_1 v128) ... (local $c3_1 v128)   ;; 8 accumulators, start at 0
 //     (local $b_0 v128) (local $b_1 v128) (local $ai v128) (local $end i32)
 //     (local.set $end (i32.add (local.get $a) (i32.mul (local.get $kc) (i32.const 16))))
@@ -124,7 +132,9 @@ function jsMicroKernel(floats: number): MicroKernel {
 //       (local.set $a (i32.add (local.get $a) (i32.const 16)))        ;; next step: MR floats on
 //       (local.set $b (i32.add (local.get $b) (local.get $bstride)))  ;;            a row of B on
 //       (br_if $step (i32.lt_u (local.get $a) (local.get $end))))
-//     ;; for i, h: (v128.store offset=(8*i+4*h)*4 (local.get $tile) (local.get $c<i>_<h>))
+//     ;; for i: for h: (v128.store offset=16*h (local.get $c)
+//     ;;                  (f32x4.add (v128.load offset=16*h (local.get $c)) (local.get $c<i>_<h>)))
+//     ;;        (local.set $c (i32.add (local.get $c) (local.get $cstride)))        ;; next row of C
 //   ))
 //
 // Below, each instruction is spelled as its bytes from the WebAssembly binary format spec.
@@ -136,11 +146,11 @@ function wasmMicroKernel(floats: number, fma: boolean): MicroKernel {
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   const module = new WebAssembly.Module(microKernelModuleBytes(fma));
   const instance = new WebAssembly.Instance(module, { env: { memory } });
-  const runWasm = instance.exports.run as (kc: number, a: number, b: number, tile: number, bStride: number) => void;
+  const runWasm = instance.exports.run as (kc: number, a: number, b: number, c: number, bStride: number, cStride: number) => void;
   const heap = new Float32Array(memory.buffer);
   // The wasm function takes byte addresses.
-  const run = (kc: number, aAt: number, bAt: number, tileAt: number, bStride: number): void =>
-    runWasm(kc, aAt * 4, bAt * 4, tileAt * 4, bStride * 4);
+  const run = (kc: number, aAt: number, bAt: number, cAt: number, bStride: number, cStride: number): void =>
+    runWasm(kc, aAt * 4, bAt * 4, cAt * 4, bStride * 4, cStride * 4);
   return { kind: fma ? "wasm-fma" : "wasm-simd", heap, run };
 }
 
@@ -178,11 +188,11 @@ const F32X4_MUL = [0xfd, ...leb(0xe6)];
 const F32X4_RELAXED_MADD = [0xfd, ...leb(0x105)];
 
 function microKernelModuleBytes(fma: boolean): Uint8Array<ArrayBuffer> {
-  // Local indices: 0..3 are the parameters kc, a, b, tile.
-  const [KC, A, B, TILE, B_STRIDE] = [0, 1, 2, 3, 4];
-  const acc = (i: number, h: number) => 5 + i * VECTORS + h;
-  const bVec = (h: number) => 5 + MR * VECTORS + h;
-  const AI = 5 + MR * VECTORS + VECTORS;
+  // Local indices: 0..5 are the parameters kc, a, b, c, bStride, cStride.
+  const [KC, A, B, C, B_STRIDE, C_STRIDE] = [0, 1, 2, 3, 4, 5];
+  const acc = (i: number, h: number) => 6 + i * VECTORS + h;
+  const bVec = (h: number) => 6 + MR * VECTORS + h;
+  const AI = 6 + MR * VECTORS + VECTORS;
   const END = AI + 1;
 
   const body: number[] = [];
@@ -201,7 +211,10 @@ function microKernelModuleBytes(fma: boolean): Uint8Array<ArrayBuffer> {
   body.push(...localGet(A), ...localGet(END), ...I32_LT_U, 0x0d, 0); // br_if to the loop
   body.push(0x0b); // end loop
   for (let i = 0; i < MR; i++) {
-    for (let h = 0; h < VECTORS; h++) body.push(...localGet(TILE), ...localGet(acc(i, h)), ...v128Store((i * NR + 4 * h) * 4));
+    for (let h = 0; h < VECTORS; h++) {
+      body.push(...localGet(C), ...localGet(C), ...v128Load(16 * h), ...localGet(acc(i, h)), ...F32X4_ADD, ...v128Store(16 * h));
+    }
+    body.push(...localGet(C), ...localGet(C_STRIDE), ...I32_ADD, ...localSet(C));
   }
   body.push(0x0b); // end function
 
@@ -209,7 +222,7 @@ function microKernelModuleBytes(fma: boolean): Uint8Array<ArrayBuffer> {
   const code = [...locals, ...body];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // "\0asm", version 1
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([])]])), // type: (i32 x5) -> ()
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([])]])), // type: (i32 x6) -> ()
     ...section(2, vec([[...name("env"), ...name("memory"), 0x02, 0x00, ...leb(1)]])), // import memory, min 1 page
     ...section(3, vec([[0]])), // function 0 has type 0
     ...section(7, vec([[...name("run"), 0x00, 0]])), // export function 0 as "run"
