@@ -11,6 +11,7 @@
 // same names in the same order (gamma, beta, moving_mean, moving_variance), so checkpoints and
 // the torchvision loader see no difference; only the running variance changes.
 import * as tf from "@tensorflow/tfjs";
+import { BATCH_NORM_TRAIN_KERNEL, hasBatchNormKernels } from "../backends/batchnorm-kernel.ts";
 
 export interface BatchNormArgs {
   /** Keras convention: the share of the old running value kept at each update. */
@@ -60,10 +61,10 @@ export class BatchNorm extends tf.layers.Layer {
       const perChannel = x.size / x.shape[x.rank - 1];
       // PyTorch refuses this too: one value per channel has no variance to estimate.
       if (perChannel < 2) throw new Error(`${this.name}: batch norm in training needs more than one value per channel, got input [${x.shape}]`);
-      const { mean, variance } = tf.moments(x, [...Array(x.rank - 1).keys()]);
+      const { y, mean, variance } = normalizeBatch(x, gamma, beta, this.epsilon);
       this.updateRunning(this.movingMean, mean);
       this.updateRunning(this.movingVariance, tf.mul(variance, perChannel / (perChannel - 1)));
-      return tf.batchNorm(x, mean, variance, beta, gamma, this.epsilon);
+      return y;
     });
   }
 
@@ -80,3 +81,16 @@ export class BatchNorm extends tf.layers.Layer {
   }
 }
 tf.serialization.registerClass(BatchNorm);
+
+/**
+ * A training batch normalised with its own per-channel mean and biased variance: one fused kernel
+ * where the backend has it (backends/batchnorm-kernel.ts), else tf.moments and tf.batchNorm.
+ */
+function normalizeBatch(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } {
+  if (hasBatchNormKernels() && x.dtype === "float32") {
+    const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAIN_KERNEL, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
+    return { y: y!, mean: mean!, variance: variance! };
+  }
+  const { mean, variance } = tf.moments(x, [...Array(x.rank - 1).keys()]);
+  return { y: tf.batchNorm(x, mean, variance, beta, gamma, epsilon), mean, variance };
+}
