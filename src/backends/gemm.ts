@@ -55,7 +55,11 @@ const NC = 1024; // a multiple of NR
 const A_AT = 0;
 const B_AT = MC * KC;
 const C_AT = B_AT + KC * NC + NR; // NR: a row-major B's last panel may read NR - 1 floats past it
-const HEAP_FLOATS = C_AT + MC * NC;
+// For narrow C (fewer than STAGED_MIN_WIDTH columns) copying rows in and out costs more than it
+// saves: there each tile is summed into TILE_AT (kept at zero) and added to C from JavaScript.
+const TILE_AT = C_AT + MC * NC;
+const HEAP_FLOATS = TILE_AT + MR * NR;
+const STAGED_MIN_WIDTH = 64;
 
 let kernel: MicroKernel = createMicroKernel(HEAP_FLOATS);
 
@@ -179,6 +183,7 @@ function packPanel(
 
 /** Multiply the packed blocks into C[i0 .., j0 ..], one MR x NR tile at a time. */
 function macroKernel(kc: number, mc: number, nc: number, c: OutputView, i0: number, j0: number, bStride: number): void {
+  if (nc < STAGED_MIN_WIDTH) return tiledMacroKernel(kc, mc, nc, c, i0, j0, bStride);
   const { data, rowStride } = c;
   const { heap, run } = kernel;
   // C's block in the heap: mc rows (padded to MR) of nc floats (padded to NR). The padding is
@@ -191,11 +196,38 @@ function macroKernel(kc: number, mc: number, nc: number, c: OutputView, i0: numb
   }
   if (height > mc) heap.fill(0, C_AT + mc * width, C_AT + height * width);
   for (let jr = 0; jr < nc; jr += NR) {
-    // Where panel jr starts: NR-wide panels one after another, or column jr of the copied rows.
-    const bAt = B_AT + (bStride === NR ? jr * kc : jr);
+    const bAt = panelOfB(jr, kc, bStride);
     for (let ir = 0; ir < mc; ir += MR) run(kc, A_AT + ir * kc, bAt, C_AT + ir * width + jr, bStride, width);
   }
   for (let i = 0, dst = c.offset + i0 * rowStride + j0; i < mc; i++, dst += rowStride) {
     data.set(heap.subarray(C_AT + i * width, C_AT + i * width + nc), dst);
   }
 }
+
+/** macroKernel for narrow C: each tile summed into the heap's zero tile, added to C, and cleared. */
+function tiledMacroKernel(kc: number, mc: number, nc: number, c: OutputView, i0: number, j0: number, bStride: number): void {
+  const { data, rowStride } = c;
+  const { heap, run } = kernel;
+  for (let jr = 0; jr < nc; jr += NR) {
+    const cols = Math.min(NR, nc - jr);
+    const bAt = panelOfB(jr, kc, bStride);
+    for (let ir = 0; ir < mc; ir += MR) {
+      const rows = Math.min(MR, mc - ir);
+      run(kc, A_AT + ir * kc, bAt, TILE_AT, bStride, NR);
+      // Add the tile into C, skipping the zero-padded rows and columns at the edges.
+      let dst = c.offset + (i0 + ir) * rowStride + j0 + jr;
+      for (let i = 0; i < rows; i++, dst += rowStride) {
+        const t = TILE_AT + i * NR;
+        for (let j = 0; j < cols; j++) {
+          data[dst + j] += heap[t + j]!;
+          heap[t + j] = 0;
+        }
+      }
+      // The zero-padded rows summed to 0; columns past a row-major B's edge did not.
+      if (cols < NR) heap.fill(0, TILE_AT, TILE_AT + MR * NR);
+    }
+  }
+}
+
+/** Where panel jr of the packed B starts: NR-wide panels one after another, or column jr of the copied rows. */
+const panelOfB = (jr: number, kc: number, bStride: number) => B_AT + (bStride === NR ? jr * kc : jr);
