@@ -2,6 +2,7 @@
 // with how many times each shape occurs in the network. Derived from the same stage tables the
 // models are built from (src/models/vgg.ts, resnet.ts), so the bench times what training runs.
 import { RESNET34_STAGES, VGG19_STAGES } from "../src/models/index.ts";
+import { scaled } from "../src/models/common.ts";
 
 export type BenchModel = "vgg19" | "resnet34";
 export const BENCH_MODELS: readonly BenchModel[] = ["vgg19", "resnet34"];
@@ -22,13 +23,14 @@ export interface ConvShape {
   count: number;
 }
 
-/** VGG19 at `size` px: 16 convolutions, 9 distinct shapes. Each stage ends with a 2x2 max-pool. */
-export function vgg19Convs(size: number): ConvShape[] {
+/** VGG19 at `size` px (channels times `width`): 16 convolutions, 9 distinct shapes. Each stage ends with a 2x2 max-pool. */
+export function vgg19Convs(size: number, width = 1): ConvShape[] {
   const all: Layer[] = [];
   let inC = 3;
   let side = size;
   VGG19_STAGES.forEach((channels, s) => {
-    channels.forEach((outC, i) => {
+    channels.forEach((full, i) => {
+      const outC = scaled(full, width);
       all.push({ model: "vgg19", name: `conv${s + 1}_${i + 1}`, side, inC, outC, k: 3, stride: 1 });
       inC = outC;
     });
@@ -37,30 +39,31 @@ export function vgg19Convs(size: number): ConvShape[] {
   return countDistinct(all);
 }
 
-/** ResNet34 at `size` px: 36 convolutions (the 7x7 stem, 32 3x3 and 3 1x1 shortcuts), 10 distinct shapes. */
-export function resnet34Convs(size: number): ConvShape[] {
-  const all: Layer[] = [{ model: "resnet34", name: "stem", side: size, inC: 3, outC: 64, k: 7, stride: 2 }];
+/** ResNet34 at `size` px (channels times `width`): 36 convolutions (the 7x7 stem, 32 3x3 and 3 1x1 shortcuts), 10 distinct shapes. */
+export function resnet34Convs(size: number, width = 1): ConvShape[] {
+  const all: Layer[] = [{ model: "resnet34", name: "stem", side: size, inC: 3, outC: scaled(64, width), k: 7, stride: 2 }];
   let side = Math.ceil(Math.ceil(size / 2) / 2); // the stem's stride 2, then the 3x3/2 max-pool (padded)
-  let inC = 64;
+  let inC = scaled(64, width);
   RESNET34_STAGES.forEach((stage, s) => {
+    const channels = scaled(stage.channels, width);
     for (let b = 0; b < stage.blocks; b++) {
       const stride = b === 0 ? stage.stride : 1;
       const name = `layer${s + 1}_${b}`;
       const outSide = Math.ceil(side / stride);
-      all.push({ model: "resnet34", name: `${name}/conv1`, side, inC, outC: stage.channels, k: 3, stride });
-      all.push({ model: "resnet34", name: `${name}/conv2`, side: outSide, inC: stage.channels, outC: stage.channels, k: 3, stride: 1 });
-      if (stride !== 1 || inC !== stage.channels) {
-        all.push({ model: "resnet34", name: `${name}/downsample`, side, inC, outC: stage.channels, k: 1, stride });
+      all.push({ model: "resnet34", name: `${name}/conv1`, side, inC, outC: channels, k: 3, stride });
+      all.push({ model: "resnet34", name: `${name}/conv2`, side: outSide, inC: channels, outC: channels, k: 3, stride: 1 });
+      if (stride !== 1 || inC !== channels) {
+        all.push({ model: "resnet34", name: `${name}/downsample`, side, inC, outC: channels, k: 1, stride });
       }
       side = outSide;
-      inC = stage.channels;
+      inC = channels;
     }
   });
   return countDistinct(all);
 }
 
-export function modelConvs(model: BenchModel, size: number): ConvShape[] {
-  return model === "vgg19" ? vgg19Convs(size) : resnet34Convs(size);
+export function modelConvs(model: BenchModel, size: number, width = 1): ConvShape[] {
+  return model === "vgg19" ? vgg19Convs(size, width) : resnet34Convs(size, width);
 }
 
 type Layer = Omit<ConvShape, "count" | "names">;

@@ -66,7 +66,7 @@ runCli(async () => {
     size: { type: "string", help: "image size in px (default 32; 224 on a real GPU)" },
     batch: { type: "string", help: "batch size (default 4 on cpu, 2 on a software GPU, 32 on a real GPU)" },
     arch: { type: "string", help: "network of the training steps: vgg19 or vgg19_bn", default: "vgg19" },
-    width: { type: "string", help: "channel width multiplier of the training steps", default: "1" },
+    width: { type: "string", help: "channel width multiplier of the networks (every part; the classroom uses 0.125)", default: "1" },
     "stock-steps": { type: "boolean", help: "on cpu, also time steps with the stock kernels (minutes); webgpu always does" },
     rounds: { type: "string", help: "timed rounds per contender (the median is reported)", default: "3" },
     "min-ms": { type: "string", help: "time each round aims for", default: "300" },
@@ -144,7 +144,7 @@ runCli(async () => {
   // 1. Per layer.
   if (parts.includes("layers")) {
     for (const model of models) {
-      let shapes = modelConvs(model, size);
+      let shapes = modelConvs(model, size, width);
       if (layerNames) shapes = shapes.filter((s) => s.names.some((name) => layerNames.includes(name)));
       for (const shape of shapes) {
         for (const op of ops) {
@@ -182,7 +182,7 @@ runCli(async () => {
     if (backend.name !== "cpu") throw new UsageError("--parts threads times the cpu kernels' thread pool: use --backend cpu");
     const counts = threadList ?? [...new Set([1, kernelThreads()])];
     for (const model of models) {
-      let shapes = modelConvs(model, size);
+      let shapes = modelConvs(model, size, width);
       if (layerNames) shapes = shapes.filter((s) => s.names.some((name) => layerNames.includes(name)));
       for (const shape of shapes) {
         for (const op of ops) {
@@ -235,9 +235,9 @@ runCli(async () => {
 /** float32 results of differently ordered sums: the tests hold ours to 1e-4 of a float64 loop. */
 const MAX_REL_ERROR = 1e-3;
 
-function printTables(r: { machine: { backend: string; device: string }; options: { size: number; batch: number; clock: string }; layers: OpRow[]; totals: OpRow[]; threads: ThreadRow[]; steps: StepRow[]; torch?: TorchResult }): void {
-  const { size, batch } = r.options;
-  console.log(`backend ${r.machine.backend} on ${r.machine.device}; ${size}x${size}, batch ${batch}; layers timed by ${r.options.clock === "cpu" ? "the CPU time of this process" : "the wall clock"}`);
+function printTables(r: { machine: { backend: string; device: string }; options: { size: number; batch: number; width: number; clock: string }; layers: OpRow[]; totals: OpRow[]; threads: ThreadRow[]; steps: StepRow[]; torch?: TorchResult }): void {
+  const { size, batch, width } = r.options;
+  console.log(`backend ${r.machine.backend} on ${r.machine.device}; ${size}x${size}, batch ${batch}${width === 1 ? "" : `, width ${width}`}; layers timed by ${r.options.clock === "cpu" ? "the CPU time of this process" : "the wall clock"}`);
   if (r.layers.length) {
     console.log("");
     console.log(layerTable([...r.layers, ...r.totals], batch));
