@@ -8,6 +8,7 @@ import { registerCpuConvKernels, unregisterCpuConvKernels } from "../src/backend
 import { gemm, gemmPart, useMicroKernel } from "../src/backends/gemm.ts";
 import type { ConvGeometry } from "../src/backends/im2col.ts";
 import { relaxedSimdAvailable, type MicroKernelKind } from "../src/backends/microkernel.ts";
+import { setMinThreadedMacs } from "../src/backends/conv-threads.ts";
 import { kernelThreads, setThreads, startThreadPool, stopThreadPool, threadsWanted } from "../src/backends/thread-pool.ts";
 import { randomValues } from "./conv-reference.ts";
 
@@ -17,8 +18,11 @@ await tf.setBackend("cpu");
 const THREADS = 3;
 before(async () => {
   assert.equal(await startThreadPool(THREADS), THREADS, "the workers start");
+  // Training threads only larger products; here every case's three products take the threaded path.
+  setMinThreadedMacs({ forward: 1 << 20, filter: 1 << 20, input: 1 << 20 });
 });
 after(async () => {
+  setMinThreadedMacs();
   await stopThreadPool();
 });
 

@@ -47,7 +47,7 @@ export function conv2dForward(x: Float32Array, w: Float32Array, g: ConvGeometry)
   const pixels = outputPixels(g);
   const patch = patchSize(g);
   const co = g.outChannels;
-  const pool = poolFor(g);
+  const pool = poolFor(g, "forward");
   if (pool) return pooledForward(pool, x, w, g);
   const y = new Float32Array(pixels * co);
   if (isPointwise(g)) {
@@ -69,7 +69,7 @@ export function conv2dFilterGrad(x: Float32Array, dy: Float32Array, g: ConvGeome
   const pixels = outputPixels(g);
   const patch = patchSize(g);
   const co = g.outChannels;
-  const pool = poolFor(g);
+  const pool = poolFor(g, "filter");
   if (pool) return pooledFilterGrad(pool, x, dy, g);
   const dw = new Float32Array(patch * co);
   if (isPointwise(g)) {
@@ -91,7 +91,7 @@ export function conv2dInputGrad(dy: Float32Array, w: Float32Array, g: ConvGeomet
   const pixels = outputPixels(g);
   const patch = patchSize(g);
   const co = g.outChannels;
-  const pool = poolFor(g);
+  const pool = poolFor(g, "input");
   if (pool) return pooledInputGrad(pool, dy, w, g);
   const dx = new Float32Array(g.batch * g.inHeight * g.inWidth * g.inChannels);
   if (isPointwise(g)) {

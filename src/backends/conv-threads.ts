@@ -11,15 +11,30 @@ import { bandRows, isPointwise, outputPixels, patchSize, type ConvGeometry } fro
 
 type ActivePool = NonNullable<ReturnType<typeof activePool>>;
 
-/** Below this many multiply-adds a convolution stays on one thread: waking the others costs more. */
-const MIN_THREADED_MACS = 1 << 20;
+/**
+ * Below this many multiply-adds a product stays on one thread: waking the others and copying the
+ * operands into the arena costs more than the split saves. The input gradient's col2im is split by
+ * input channels, which pays only for wide layers. Measured with the bench's --parts threads on
+ * 2 cores (VGG19, 32 px): at width 1/8, batch 16 (the classroom) forward and filter gradient gain
+ * 1.4-1.7x from 9M multiply-adds on and lose below about 3M; the input gradient gains nothing up to
+ * 9M (0.8-1.0x), and 1.2-1.65x from 150M on (width 1, batch 4).
+ */
+const DEFAULT_MIN_THREADED_MACS = { forward: 4 << 20, filter: 4 << 20, input: 32 << 20 };
+export type ConvProduct = keyof typeof DEFAULT_MIN_THREADED_MACS;
+let MIN_THREADED_MACS = { ...DEFAULT_MIN_THREADED_MACS };
+
+/** Change the sizes from which each product is threaded (tests thread small ones); no argument: the defaults. */
+export function setMinThreadedMacs(min: Partial<Record<ConvProduct, number>> = DEFAULT_MIN_THREADED_MACS): void {
+  MIN_THREADED_MACS = { ...DEFAULT_MIN_THREADED_MACS, ...min };
+}
+
 /** Nor above this arena size (floats, 1 GiB): at 224 px, batch 32 the first layers stay on one thread. */
 const MAX_ARENA_FLOATS = 1 << 28;
 
-/** The pool if this convolution should use it, with an arena large enough for any of its three products. */
-export function poolFor(g: ConvGeometry): ActivePool | undefined {
+/** The pool if this product of the convolution should use it, with an arena large enough for any of the three. */
+export function poolFor(g: ConvGeometry, product: ConvProduct): ActivePool | undefined {
   const pool = activePool();
-  if (!pool || outputPixels(g) * patchSize(g) * g.outChannels < MIN_THREADED_MACS) return undefined;
+  if (!pool || outputPixels(g) * patchSize(g) * g.outChannels < MIN_THREADED_MACS[product]) return undefined;
   // Input, output, filter and one im2col band: what each product lays out (offsets() below).
   const inputs = g.batch * g.inHeight * g.inWidth * g.inChannels + outputPixels(g) * g.outChannels + patchSize(g) * g.outChannels;
   const floats = inputs + bandRows(g) * patchSize(g);
