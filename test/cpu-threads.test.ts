@@ -114,3 +114,13 @@ test("FINALBN_THREADS sets the thread count; unset or invalid, one thread per co
   assert.equal(threadsWanted({ FINALBN_THREADS: "zero" }), threadsWanted({}));
   assert.equal(kernelThreads(), THREADS);
 });
+
+test("the pool starts where src is loaded through require, as a notebook's cells load it (tslab compiles them to CommonJS)", async () => {
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const threadPool = new URL("../src/backends/thread-pool.ts", import.meta.url).pathname;
+  const script = `const tp = require(${JSON.stringify(threadPool)});
+tp.startThreadPool(2).then((n) => { console.log(JSON.stringify({ threads: n, failure: tp.threadPoolFailure() ?? null })); return tp.stopThreadPool(); });`;
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "-e", script], { cwd: new URL("..", import.meta.url).pathname });
+  assert.deepEqual(JSON.parse(stdout.trim().split("\n").at(-1)!), { threads: 2, failure: null });
+});

@@ -9,7 +9,11 @@
 // waits with Atomics.wait until all are done. No messages, no copies between jobs.
 //
 // With 1 thread nothing starts and the kernels run as they always did, on tfjs's own arrays.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { JOB_INTS, runJobPart, stampMicroKernel } from "./kernel-jobs.ts";
 
@@ -48,14 +52,28 @@ const WORKER_URL = new URL("./kernel-worker.ts", import.meta.url).href;
  * --import hooks on to worker threads, so where tsx is installed the worker registers it first.
  */
 function workerEntry(): string {
-  let tsx: string | undefined;
-  try {
-    tsx = import.meta.resolve("tsx/esm/api");
-  } catch {
-    tsx = undefined; // no tsx: a runtime that runs .ts itself, or the worker fails and we use one thread
-  }
+  const tsx = tsxApiUrl();
   const worker = `import(${JSON.stringify(WORKER_URL)})`;
   return tsx ? `import(${JSON.stringify(tsx)}).then((tsx) => tsx.register()).then(() => ${worker})` : worker;
+}
+
+/**
+ * Where tsx's register() is, or undefined without tsx (a runtime that runs .ts itself; otherwise the
+ * worker fails and the kernels use one thread). Loaded as an ES module this file has
+ * import.meta.resolve; loaded through require (a notebook's cells: tslab compiles them to CommonJS)
+ * it has only import.meta.url, and tsx is resolved from there.
+ */
+function tsxApiUrl(): string | undefined {
+  try {
+    if (typeof import.meta.resolve === "function") return import.meta.resolve("tsx/esm/api");
+    // require.resolve would give the CommonJS build; the worker imports the ES module one.
+    const manifest = createRequire(import.meta.url).resolve("tsx/package.json");
+    const exports = JSON.parse(readFileSync(manifest, "utf8")).exports as Record<string, { import?: { default?: string } }>;
+    const entry = exports["./esm/api"]?.import?.default;
+    return entry ? pathToFileURL(path.join(path.dirname(manifest), entry)).href : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 let pool: Pool | undefined;
