@@ -183,23 +183,35 @@ function packPanel(
 
 /** Multiply the packed blocks into C[i0 .., j0 ..], one MR x NR tile at a time. */
 function macroKernel(kc: number, mc: number, nc: number, c: OutputView, i0: number, j0: number, bStride: number): void {
-  if (nc < STAGED_MIN_WIDTH) return tiledMacroKernel(kc, mc, nc, c, i0, j0, bStride);
   const { data, rowStride } = c;
+  // C's rows side by side, a whole number of tiles wide (a narrow convolution's whole output):
+  // the block goes in and out in one copy each.
+  const contiguous = rowStride === nc && nc % NR === 0;
+  if (nc < STAGED_MIN_WIDTH && !contiguous) return tiledMacroKernel(kc, mc, nc, c, i0, j0, bStride);
   const { heap, run } = kernel;
   // C's block in the heap: mc rows (padded to MR) of nc floats (padded to NR). The padding is
   // cleared: it takes the zero rows of A and the columns past B's edge, never copied back.
   const width = Math.ceil(nc / NR) * NR;
   const height = Math.ceil(mc / MR) * MR;
-  for (let i = 0, src = c.offset + i0 * rowStride + j0; i < mc; i++, src += rowStride) {
-    heap.set(data.subarray(src, src + nc), C_AT + i * width);
-    if (width > nc) heap.fill(0, C_AT + i * width + nc, C_AT + (i + 1) * width);
+  const first = c.offset + i0 * rowStride + j0;
+  if (contiguous) {
+    heap.set(data.subarray(first, first + mc * nc), C_AT);
+  } else {
+    for (let i = 0, src = first; i < mc; i++, src += rowStride) {
+      heap.set(data.subarray(src, src + nc), C_AT + i * width);
+      if (width > nc) heap.fill(0, C_AT + i * width + nc, C_AT + (i + 1) * width);
+    }
   }
   if (height > mc) heap.fill(0, C_AT + mc * width, C_AT + height * width);
   for (let jr = 0; jr < nc; jr += NR) {
     const bAt = panelOfB(jr, kc, bStride);
     for (let ir = 0; ir < mc; ir += MR) run(kc, A_AT + ir * kc, bAt, C_AT + ir * width + jr, bStride, width);
   }
-  for (let i = 0, dst = c.offset + i0 * rowStride + j0; i < mc; i++, dst += rowStride) {
+  if (contiguous) {
+    data.set(heap.subarray(C_AT, C_AT + mc * nc), first);
+    return;
+  }
+  for (let i = 0, dst = first; i < mc; i++, dst += rowStride) {
     data.set(heap.subarray(C_AT + i * width, C_AT + i * width + nc), dst);
   }
 }
