@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { minorityMetrics, crossEntropy, crossEntropyFromLogits, argmaxRows, meanStd } from "../src/train/metrics.ts";
 import { oneCycle } from "../src/train/schedule.ts";
 import { AdamW } from "../src/train/adamw.ts";
-import { registerCpuAdamW, unregisterCpuAdamW } from "../src/backends/cpu-adamw.ts";
+import { registerCpuAdamW, unregisterCpuAdamW, useAdamWUpdate } from "../src/backends/cpu-adamw.ts";
 import { ADAMW_KERNEL } from "../src/backends/adamw-kernel.ts";
 import { fusedAgainstOps } from "./adamw-reference.ts";
 import { summarize, summaryTable, type VariantRun } from "../src/train/experiment.ts";
@@ -208,10 +208,16 @@ for (const fused of [false, true]) {
   });
 }
 
-test("AdamW: the fused cpu kernel and the tfjs ops agree over many steps of changing lr and beta1", async () => {
+test("AdamW: the fused cpu kernel (WebAssembly and JavaScript loops) and the tfjs ops agree over many steps of changing lr and beta1", async () => {
   await tf.setBackend("cpu");
-  const worst = await fusedAgainstOps({ register: registerCpuAdamW, unregister: unregisterCpuAdamW, shapes: [[4, 3, 8], [8]], steps: 20 });
-  assert.ok(worst < 1e-4, `largest relative difference ${worst}`);
+  assert.equal(useAdamWUpdate(), "wasm", "Node has WebAssembly SIMD: the default loop");
+  // 20001 weights: several of the WebAssembly loop's chunks, and a last one not a multiple of 4.
+  for (const kind of ["wasm", "js"] as const) {
+    assert.equal(useAdamWUpdate(kind), kind);
+    const worst = await fusedAgainstOps({ register: registerCpuAdamW, unregister: unregisterCpuAdamW, shapes: [[4, 3, 8], [8], [3, 6667]], steps: 20 });
+    assert.ok(worst < 1e-4, `${kind}: largest relative difference ${worst}`);
+  }
+  useAdamWUpdate("wasm");
 });
 
 test("the summary averages final and best F1 over seeds, per variant, and lists the seeds trained both ways", () => {

@@ -22,6 +22,11 @@
 //            product to it (C += A panel · B panel: the sum over the panels is formed first,
 //            from 0, then added, so the rounding is the same as adding a separate tile).
 
+import {
+  F32X4_ADD, F32X4_MUL, F32X4_RELAXED_MADD, I32, I32_ADD, I32_LT_U, I32_MUL, V128,
+  i32Const, localGet, localSet, v128Load, v128Load32Splat, v128Store, wasmModule,
+} from "./wasm-bytes.ts";
+
 export const MR = 4;
 export const NR = 8;
 
@@ -137,7 +142,8 @@ function jsMicroKernel(floats: number): MicroKernel {
 //     ;;        (local.set $c (i32.add (local.get $c) (local.get $cstride)))        ;; next row of C
 //   ))
 //
-// Below, each instruction is spelled as its bytes from the WebAssembly binary format spec.
+// Below, each instruction is spelled as its bytes from the WebAssembly binary format spec
+// (wasm-bytes.ts).
 
 const VECTORS = NR / 4; // v128 registers per tile row
 
@@ -153,39 +159,6 @@ function wasmMicroKernel(floats: number, fma: boolean): MicroKernel {
     runWasm(kc, aAt * 4, bAt * 4, cAt * 4, bStride * 4, cStride * 4);
   return { kind: fma ? "wasm-fma" : "wasm-simd", heap, run };
 }
-
-/** Unsigned LEB128, the variable-length integer encoding used throughout wasm binaries. */
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-const vec = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
-const name = (s: string): number[] => vec([...s].map((ch) => [ch.charCodeAt(0)]));
-const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
-
-const I32 = 0x7f;
-const V128 = 0x7b;
-const localGet = (i: number) => [0x20, ...leb(i)];
-const localSet = (i: number) => [0x21, ...leb(i)];
-const i32Const = (n: number) => [0x41, ...leb(n)];
-const I32_ADD = [0x6a];
-const I32_MUL = [0x6c];
-const I32_LT_U = [0x49];
-// SIMD instructions: prefix 0xfd, then the opcode; memory ones then take (log2 alignment, offset).
-const v128Load = (offset: number) => [0xfd, ...leb(0x00), 4, ...leb(offset)];
-const v128Store = (offset: number) => [0xfd, ...leb(0x0b), 4, ...leb(offset)];
-const v128Load32Splat = (offset: number) => [0xfd, ...leb(0x09), 2, ...leb(offset)];
-const F32X4_ADD = [0xfd, ...leb(0xe4)];
-const F32X4_MUL = [0xfd, ...leb(0xe6)];
-// Relaxed SIMD: relaxed_madd(a, b, c) = a * b + c, fused where the hardware can.
-const F32X4_RELAXED_MADD = [0xfd, ...leb(0x105)];
 
 function microKernelModuleBytes(fma: boolean): Uint8Array<ArrayBuffer> {
   // Local indices: 0..5 are the parameters kc, a, b, c, bStride, cStride.
@@ -216,16 +189,9 @@ function microKernelModuleBytes(fma: boolean): Uint8Array<ArrayBuffer> {
     }
     body.push(...localGet(C), ...localGet(C_STRIDE), ...I32_ADD, ...localSet(C));
   }
-  body.push(0x0b); // end function
-
-  const locals = vec([[...leb(MR * VECTORS + VECTORS + 1), V128], [1, I32]]);
-  const code = [...locals, ...body];
-  return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // "\0asm", version 1
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([])]])), // type: (i32 x6) -> ()
-    ...section(2, vec([[...name("env"), ...name("memory"), 0x02, 0x00, ...leb(1)]])), // import memory, min 1 page
-    ...section(3, vec([[0]])), // function 0 has type 0
-    ...section(7, vec([[...name("run"), 0x00, 0]])), // export function 0 as "run"
-    ...section(10, vec([[...leb(code.length), ...code]])), // its code
-  ]);
+  return wasmModule({
+    params: [I32, I32, I32, I32, I32, I32],
+    locals: [[MR * VECTORS + VECTORS + 1, V128], [1, I32]],
+    body,
+  });
 }
