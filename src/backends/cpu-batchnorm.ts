@@ -67,21 +67,12 @@ function batchNormGradCpu({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo
   const cpu = backend as unknown as CpuBackend;
   const { dy, x, gamma, mean, variance } = inputs as Record<"dy" | "x" | "gamma" | "mean" | "variance", tf.TensorInfo>;
   const { epsilon, output } = attrs as unknown as BatchNormGradAttrs;
-  const dys = valuesOf(cpu, dy);
+  const [dys, xs, g, mu, v] = [valuesOf(cpu, dy), valuesOf(cpu, x), valuesOf(cpu, gamma), valuesOf(cpu, mean), valuesOf(cpu, variance)];
   const channels = channelsOf(x);
-  if (output === 2) return cpu.makeTensorInfo([channels], "float32", Float32Array.from(channelSums(dys, channels)));
-  const [xs, g, mu, v] = [valuesOf(cpu, x), valuesOf(cpu, gamma), valuesOf(cpu, mean), valuesOf(cpu, variance)];
   const n = xs.length / channels;
   const invStd = Float64Array.from(v, (vc) => 1 / Math.sqrt(vc + epsilon));
-  const sumDy = new Float64Array(channels);
-  const sumDyXhat = new Float64Array(channels);
-  for (let i = 0; i < xs.length; i += channels) {
-    for (let c = 0; c < channels; c++) {
-      const d = dys[i + c]!;
-      sumDy[c]! += d;
-      sumDyXhat[c]! += d * (xs[i + c]! - mu[c]!) * invStd[c]!;
-    }
-  }
+  const { sumDy, sumDyXhat } = gradientSums(dys, xs, mu, invStd, channels);
+  if (output === 2) return cpu.makeTensorInfo([channels], "float32", Float32Array.from(sumDy));
   if (output === 1) return cpu.makeTensorInfo([channels], "float32", Float32Array.from(sumDyXhat));
   const dx = new Float32Array(xs.length);
   const meanDy = sumDy.map((s) => s / n);
@@ -94,6 +85,27 @@ function batchNormGradCpu({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo
     }
   }
   return cpu.makeTensorInfo(x.shape, "float32", dx);
+}
+
+// The three gradients of one layer are three kernel calls on the same dy and x, one after another
+// (batchnorm-kernel.ts says why): the sums all three need are kept from the first for the others.
+let lastSums: { dy: Float32Array; x: Float32Array; mean: Float32Array; sumDy: Float64Array; sumDyXhat: Float64Array } | undefined;
+
+/** Per channel, Σ dy and Σ dy·x̂. */
+function gradientSums(dy: Float32Array, x: Float32Array, mean: Float32Array, invStd: Float64Array, channels: number) {
+  // The same arrays: tfjs does not write into a tensor's values once it is made, so the sums hold.
+  if (lastSums && lastSums.dy === dy && lastSums.x === x && lastSums.mean === mean) return lastSums;
+  const sumDy = new Float64Array(channels);
+  const sumDyXhat = new Float64Array(channels);
+  for (let i = 0; i < x.length; i += channels) {
+    for (let c = 0; c < channels; c++) {
+      const d = dy[i + c]!;
+      sumDy[c]! += d;
+      sumDyXhat[c]! += d * (x[i + c]! - mean[c]!) * invStd[c]!;
+    }
+  }
+  lastSums = { dy, x, mean, sumDy, sumDyXhat };
+  return lastSums;
 }
 
 const kernels = batchNormKernels("cpu", batchNormTrainCpu as tf.KernelFunc, batchNormGradCpu as tf.KernelFunc);
