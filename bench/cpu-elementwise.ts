@@ -1,21 +1,21 @@
-// How much faster is a training step with our cpu element-wise kernels (cpu-elementwise.ts)
+// How much faster is a training step with our cpu element-wise kernels (cpu/elementwise.ts)
 // than with tfjs's stock ones? Times one training step of VGG19-BN with the fastai head
 // (forward, loss, gradients of every weight) both ways, in the same process, alternating,
 // and prints ms per step, images/s and a per-kernel profile of one step each way.
-// The convolutions use our GEMM kernels (cpu-conv.ts) in both cases.
+// The convolutions use our GEMM kernels (cpu/conv.ts) in both cases.
 //   npx tsx bench/cpu-elementwise.ts [--size PX] [--width W] [--batch N] [--rounds R] [--json]
 // Times are CPU time of this (single-threaded) process, so other people's jobs on the machine
 // move them less than wall-clock time would; still, read the ratios rather than the absolutes.
 import * as tf from "@tensorflow/tfjs";
 import { numberFlag, parseFlags, runCli } from "../src/cli/args.ts";
-import { registerCpuConvKernels } from "../src/backends/cpu-conv.ts";
+import { registerCpuConvKernels } from "../src/backends/cpu/conv.ts";
 import {
   CPU_ELEMENTWISE_KERNEL_NAMES,
   cpuElementwiseKernelCalls,
   type CpuElementwiseKernelName,
   registerCpuElementwiseKernels,
   unregisterCpuElementwiseKernels,
-} from "../src/backends/cpu-elementwise.ts";
+} from "../src/backends/cpu/elementwise.ts";
 import { buildModel } from "../src/models/index.ts";
 import { clockMs, median } from "./timing.ts";
 import { textTable } from "./table.ts";

@@ -21,7 +21,7 @@ import * as tf from "@tensorflow/tfjs";
 import { numberFlag, parseFlags, runCli, UsageError } from "../src/cli/args.ts";
 import { writeFileAtomic } from "../src/data/files.ts";
 import { startBackend, type StartedBackend } from "../src/backends/index.ts";
-import { kernelThreads, setThreads } from "../src/backends/thread-pool.ts";
+import { kernelThreads, setThreads } from "../src/backends/cpu/thread-pool.ts";
 import { BENCH_MODELS, modelConvs, type BenchModel } from "./conv-shapes.ts";
 import { benchOp, benchThreads, CONV_OPS, modelTotal, threadTotal, type ConvOp, type OpRow, type ThreadRow } from "./conv-ops.ts";
 import { cpuSwitch, webGpuSwitch, type KernelSwitch, type Kernels } from "./kernel-switch.ts";

@@ -1,19 +1,19 @@
 // "Stock" or "ours" for the backend being benched: which kernels are registered, and whether a
 // call really took our path (a fallback to the stock kernel would make a comparison void).
 import type { Clock } from "./timing.ts";
-import { cpuConvKernelCalls, registerCpuConvKernels, unregisterCpuConvKernels } from "../src/backends/cpu-conv.ts";
-import { registerCpuElementwiseKernels, unregisterCpuElementwiseKernels } from "../src/backends/cpu-elementwise.ts";
-import { registerCpuAdamW, unregisterCpuAdamW } from "../src/backends/cpu-adamw.ts";
-import { registerCpuMatMulKernels, unregisterCpuMatMulKernels } from "../src/backends/cpu-matmul.ts";
-import { kernelThreads } from "../src/backends/thread-pool.ts";
-import { registerWebGpuAdamW, unregisterWebGpuAdamW } from "../src/backends/webgpu-adamw.ts";
+import { cpuConvKernelCalls, registerCpuConvKernels, unregisterCpuConvKernels } from "../src/backends/cpu/conv.ts";
+import { registerCpuElementwiseKernels, unregisterCpuElementwiseKernels } from "../src/backends/cpu/elementwise.ts";
+import { registerCpuAdamW, unregisterCpuAdamW } from "../src/backends/cpu/adamw.ts";
+import { registerCpuMatMulKernels, unregisterCpuMatMulKernels } from "../src/backends/cpu/matmul.ts";
+import { kernelThreads } from "../src/backends/cpu/thread-pool.ts";
+import { registerWebGpuAdamW, unregisterWebGpuAdamW } from "../src/backends/webgpu/adamw.ts";
 import {
   DEFAULT_WEBGPU_CONV_KERNELS,
   registerWebGpuConvKernels,
   unregisterWebGpuConvKernels,
   webGpuConvKernelCalls,
   type WebGpuConvOptions,
-} from "../src/backends/webgpu-conv.ts";
+} from "../src/backends/webgpu/conv.ts";
 
 export type Kernels = "stock" | "ours";
 

@@ -4,8 +4,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { buildModel, VGG19_STAGES, type Arch } from "../src/models/index.ts";
 import { scaled } from "../src/models/common.ts";
-import { cpuConvKernelMs } from "../src/backends/cpu-conv.ts";
-import { setThreads } from "../src/backends/thread-pool.ts";
+import { cpuConvKernelMs } from "../src/backends/cpu/conv.ts";
+import { setThreads } from "../src/backends/cpu/thread-pool.ts";
 import { AdamW } from "../src/train/adamw.ts";
 import { trainStep } from "../src/train/learner.ts";
 import type { Batch } from "../src/data/images.ts";

@@ -1,4 +1,4 @@
-// AdamW's fused kernel (cpu-adamw.ts, webgpu-adamw.ts) against the same update as plain tfjs ops,
+// AdamW's fused kernel (cpu/adamw.ts, webgpu/adamw.ts) against the same update as plain tfjs ops,
 // on whatever backend is current: shared by the cpu and webgpu test files.
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";

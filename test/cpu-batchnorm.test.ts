@@ -4,7 +4,7 @@ import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../src/data/rng.ts";
 import { BatchNorm } from "../src/models/batchnorm.ts";
 import { hasBatchNormKernels } from "../src/backends/batchnorm-kernel.ts";
-import { registerCpuBatchNorm, unregisterCpuBatchNorm } from "../src/backends/cpu-batchnorm.ts";
+import { registerCpuBatchNorm, unregisterCpuBatchNorm } from "../src/backends/cpu/batchnorm.ts";
 
 await tf.setBackend("cpu");
 

@@ -11,9 +11,9 @@ import {
   registerCpuConvKernels,
   stockCpuConvKernel,
   unregisterCpuConvKernels,
-} from "../src/backends/cpu-conv.ts";
-import { gemm, microKernelKind, useMicroKernel } from "../src/backends/gemm.ts";
-import { relaxedSimdAvailable } from "../src/backends/microkernel.ts";
+} from "../src/backends/cpu/conv.ts";
+import { gemm, microKernelKind, useMicroKernel } from "../src/backends/cpu/gemm.ts";
+import { relaxedSimdAvailable } from "../src/backends/cpu/microkernel.ts";
 
 await tf.setBackend("cpu");
 

@@ -10,9 +10,9 @@ import {
   registerCpuElementwiseKernels,
   stockCpuElementwiseKernel,
   unregisterCpuElementwiseKernels,
-} from "../src/backends/cpu-elementwise.ts";
-import { rowBroadcast, wholeTileCount } from "../src/backends/broadcast.ts";
-import { reductionBlock } from "../src/backends/reduce.ts";
+} from "../src/backends/cpu/elementwise.ts";
+import { rowBroadcast, wholeTileCount } from "../src/backends/cpu/broadcast.ts";
+import { reductionBlock } from "../src/backends/cpu/reduce.ts";
 
 await tf.setBackend("cpu");
 

@@ -1,8 +1,8 @@
-// BatchMatMul through gemm (src/backends/cpu-matmul.ts) against the stock cpu kernel.
+// BatchMatMul through gemm (src/backends/cpu/matmul.ts) against the stock cpu kernel.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { cpuMatMulKernelCalls, registerCpuMatMulKernels, stockCpuMatMulKernel, unregisterCpuMatMulKernels } from "../src/backends/cpu-matmul.ts";
+import { cpuMatMulKernelCalls, registerCpuMatMulKernels, stockCpuMatMulKernel, unregisterCpuMatMulKernels } from "../src/backends/cpu/matmul.ts";
 import { randomValues, relError } from "./conv-reference.ts";
 
 await tf.setBackend("cpu");

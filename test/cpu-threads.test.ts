@@ -1,15 +1,15 @@
-// The kernel thread pool (src/backends/thread-pool.ts): convolutions split across threads give
+// The kernel thread pool (src/backends/cpu/thread-pool.ts): convolutions split across threads give
 // exactly the single-thread results, whatever the thread count and whichever micro-kernel.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { conv2dFilterGrad, conv2dForward, conv2dInputGrad } from "../src/backends/conv-gemm.ts";
-import { registerCpuConvKernels, unregisterCpuConvKernels } from "../src/backends/cpu-conv.ts";
-import { gemm, gemmPart, useMicroKernel } from "../src/backends/gemm.ts";
-import type { ConvGeometry } from "../src/backends/im2col.ts";
-import { relaxedSimdAvailable, type MicroKernelKind } from "../src/backends/microkernel.ts";
-import { setMinThreadedMacs } from "../src/backends/conv-threads.ts";
-import { kernelThreads, setThreads, startThreadPool, stopThreadPool, threadsWanted } from "../src/backends/thread-pool.ts";
+import { conv2dFilterGrad, conv2dForward, conv2dInputGrad } from "../src/backends/cpu/conv-gemm.ts";
+import { registerCpuConvKernels, unregisterCpuConvKernels } from "../src/backends/cpu/conv.ts";
+import { gemm, gemmPart, useMicroKernel } from "../src/backends/cpu/gemm.ts";
+import type { ConvGeometry } from "../src/backends/cpu/im2col.ts";
+import { relaxedSimdAvailable, type MicroKernelKind } from "../src/backends/cpu/microkernel.ts";
+import { setMinThreadedMacs } from "../src/backends/cpu/conv-threads.ts";
+import { kernelThreads, setThreads, startThreadPool, stopThreadPool, threadsWanted } from "../src/backends/cpu/thread-pool.ts";
 import { randomValues } from "./conv-reference.ts";
 
 await tf.setBackend("cpu");
@@ -118,7 +118,7 @@ test("FINALBN_THREADS sets the thread count; unset or invalid, one thread per co
 test("the pool starts where src is loaded through require, as a notebook's cells load it (tslab compiles them to CommonJS)", async () => {
   const { execFile } = await import("node:child_process");
   const { promisify } = await import("node:util");
-  const threadPool = new URL("../src/backends/thread-pool.ts", import.meta.url).pathname;
+  const threadPool = new URL("../src/backends/cpu/thread-pool.ts", import.meta.url).pathname;
   const script = `const tp = require(${JSON.stringify(threadPool)});
 tp.startThreadPool(2).then((n) => { console.log(JSON.stringify({ threads: n, failure: tp.threadPoolFailure() ?? null })); return tp.stopThreadPool(); });`;
   const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "-e", script], { cwd: new URL("..", import.meta.url).pathname });

@@ -9,7 +9,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { quietVulkanEnv, type AdapterSummary } from "../src/backends/webgpu.ts";
+import { quietVulkanEnv, type AdapterSummary } from "../src/backends/webgpu/backend.ts";
 
 const GPU: AdapterSummary = { vendor: "nvidia", architecture: "", device: "NVIDIA H200", description: "NVIDIA 550", api: "Vulkan", software: false };
 

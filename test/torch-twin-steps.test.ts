@@ -22,7 +22,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import { findTorchPython, torchCandidates } from "../bench/torch.ts";
-import { startCpu } from "../src/backends/cpu.ts";
+import { startCpu } from "../src/backends/cpu/backend.ts";
 import { flipHorizontal, normalizeInto, type Batch } from "../src/data/images.ts";
 import { makeRng, shuffled, subSeed } from "../src/data/rng.ts";
 import { generateLeaf } from "../src/data/synth.ts";

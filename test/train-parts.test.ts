@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { minorityMetrics, crossEntropy, crossEntropyFromLogits, argmaxRows, meanStd } from "../src/train/metrics.ts";
 import { oneCycle } from "../src/train/schedule.ts";
 import { AdamW } from "../src/train/adamw.ts";
-import { registerCpuAdamW, unregisterCpuAdamW, useAdamWUpdate } from "../src/backends/cpu-adamw.ts";
+import { registerCpuAdamW, unregisterCpuAdamW, useAdamWUpdate } from "../src/backends/cpu/adamw.ts";
 import { ADAMW_KERNEL } from "../src/backends/adamw-kernel.ts";
 import { fusedAgainstOps } from "./adamw-reference.ts";
 import { summarize, summaryTable, type VariantRun } from "../src/train/experiment.ts";

@@ -1,5 +1,5 @@
 // The training suite once more on the webgpu backend (a real GPU, or Mesa's lavapipe in CI).
-import { probeWebGpu } from "../src/backends/webgpu.ts";
+import { probeWebGpu } from "../src/backends/webgpu/backend.ts";
 import { trainSuite } from "./train-suite.ts";
 
 delete process.env.FINALBN_BACKEND;

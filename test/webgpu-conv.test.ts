@@ -1,4 +1,4 @@
-// Our webgpu convolution kernels (src/backends/webgpu-conv.ts: Conv2D, FusedConv2D,
+// Our webgpu convolution kernels (src/backends/webgpu/conv.ts: Conv2D, FusedConv2D,
 // Conv2DBackpropInput, Conv2DBackpropFilter) against tfjs's stock webgpu kernels and a plain float64
 // loop, in its own process. Runs wherever Dawn finds a Vulkan adapter (CI installs Mesa's lavapipe
 // with .ci/lavapipe.sh); elsewhere it is skipped with the reason.
@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../src/data/rng.ts";
 import { outShape, randomValues, referenceConv, relError, type ConvCase, type Pad } from "./conv-reference.ts";
 import { startBackend } from "../src/backends/index.ts";
-import { probeWebGpu } from "../src/backends/webgpu.ts";
+import { probeWebGpu } from "../src/backends/webgpu/backend.ts";
 import {
   activeWebGpuConvKernels,
   DEFAULT_WEBGPU_CONV_KERNELS,
@@ -23,9 +23,9 @@ import {
   webGpuConvKernelsRegistered,
   type WebGpuConvKernelName,
   type WebGpuConvOptions,
-} from "../src/backends/webgpu-conv.ts";
-import { DEFAULT_SPLIT, planFilterGrad } from "../src/backends/webgpu-split-k.ts";
-import { planGemm, TILE_K } from "../src/backends/webgpu-conv-gemm.ts";
+} from "../src/backends/webgpu/conv.ts";
+import { DEFAULT_SPLIT, planFilterGrad } from "../src/backends/webgpu/split-k.ts";
+import { planGemm, TILE_K } from "../src/backends/webgpu/conv-gemm.ts";
 
 delete process.env.FINALBN_BACKEND;
 
@@ -349,7 +349,7 @@ test("what ours do not cover goes to the stock kernels, with the stock results",
   }
 });
 
-// Where stock is faster (stockIsFaster in webgpu-conv.ts), the default hands the call over.
+// Where stock is faster (stockIsFaster in webgpu/conv.ts), the default hands the call over.
 const STOCK_BY_DEFAULT: { why: string; c: Case; ops: string[] }[] = [
   { why: "narrow products (8 output, 4 input channels)", c: { batch: 1, height: 6, width: 5, inC: 4, outC: 8, k: 3, stride: 1, pad: "same" }, ops: ["forward", "fused forward with bias and relu", "input gradient"] },
   { why: "a strided input gradient", c: { batch: 2, height: 9, width: 9, inC: 36, outC: 40, k: 3, stride: 2, pad: "same" }, ops: ["input gradient"] },

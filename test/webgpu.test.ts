@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { makeRng } from "../src/data/rng.ts";
 import { describeBackend, startBackend } from "../src/backends/index.ts";
-import { probeWebGpu } from "../src/backends/webgpu.ts";
-import { registerWebGpuAdamW, unregisterWebGpuAdamW } from "../src/backends/webgpu-adamw.ts";
+import { probeWebGpu } from "../src/backends/webgpu/backend.ts";
+import { registerWebGpuAdamW, unregisterWebGpuAdamW } from "../src/backends/webgpu/adamw.ts";
 import { fusedAgainstOps } from "./adamw-reference.ts";
 
 delete process.env.FINALBN_BACKEND;

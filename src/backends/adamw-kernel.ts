@@ -1,10 +1,10 @@
 // The fused AdamW update as a tfjs kernel of our own name: its name and attributes, shared by the
-// optimizer (src/train/adamw.ts) and the backends that implement it (cpu-adamw.ts, webgpu-adamw.ts).
+// optimizer (src/train/adamw.ts) and the backends that implement it (cpu/adamw.ts, webgpu/adamw.ts).
 // Inputs: param, grad, m, v (same shape, float32). Outputs: the new param, m and v.
 // The kernel uses up its inputs but the param: m and v are the optimizer's private state, assigned
 // the outputs right away, and the gradient is disposed after the update (src/train/learner.ts
 // trainStep). So an implementation may write the new m and v into their memory and the new param
-// into the gradient's (cpu-adamw.ts does, where no other tensor shares it). The param's own memory
+// into the gradient's (cpu/adamw.ts does, where no other tensor shares it). The param's own memory
 // is left alone: model code may still hold its values.
 import * as tf from "@tensorflow/tfjs";
 

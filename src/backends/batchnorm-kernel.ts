@@ -1,5 +1,5 @@
 // Batch normalisation in training as two kernels of our own names, shared by the layer
-// (src/models/batchnorm.ts) and the backends that implement them (cpu-batchnorm.ts).
+// (src/models/batchnorm.ts) and the backends that implement them (cpu/batchnorm.ts).
 //
 //   FinalbnBatchNormTrain  inputs x (channels last), gamma, beta; outputs y, the batch mean and the
 //                          batch's biased variance, per channel

@@ -7,7 +7,7 @@
 // "auto" tries, in order:
 //   1. cuda    @tensorflow/tfjs-node-gpu, when installed and it finds a CUDA device;
 //   2. webgpu  Dawn on a real GPU (Vulkan on Linux);
-//   3. cpu     tfjs's cpu backend with this project's conv kernels (src/backends/cpu-conv.ts).
+//   3. cpu     tfjs's cpu backend with this project's conv kernels (src/backends/cpu/conv.ts).
 // A backend that fails to start (or hangs: every step has a timeout) falls back to the next with a
 // one-line reason. Forcing one that cannot start falls back to cpu, saying "forced webgpu failed: ...".
 //
@@ -20,9 +20,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { startCuda } from "./cuda.ts";
-import { loadCpuConv, startCpu } from "./cpu.ts";
+import { loadCpuConv, startCpu } from "./cpu/backend.ts";
 import { oneLine } from "./timeout.ts";
-import { adapterLabel, probeWebGpu, startWebGpu, type AdapterSummary } from "./webgpu.ts";
+import { adapterLabel, probeWebGpu, startWebGpu, type AdapterSummary } from "./webgpu/backend.ts";
 
 export type BackendName = "cuda" | "webgpu" | "cpu";
 export type BackendChoice = BackendName | "auto";

@@ -39,7 +39,7 @@ export function defaultWorkers(backend: string): number {
 }
 
 /**
- * Each child's cpu backend splits its convolutions over threads (backends/thread-pool.ts), one per
+ * Each child's cpu backend splits its convolutions over threads (backends/cpu/thread-pool.ts), one per
  * core by default: with several children that would put cores x children threads on the cores.
  * So the cores are shared out, unless FINALBN_THREADS says otherwise.
  */

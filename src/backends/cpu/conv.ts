@@ -14,8 +14,8 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { conv2dFilterGrad, conv2dForward, conv2dInputGrad } from "./conv-gemm.ts";
-import { convInfoIfSupported, geometryOf } from "./conv-geometry.ts";
-import { kernelSet } from "./kernel-set.ts";
+import { convInfoIfSupported, geometryOf } from "../conv-geometry.ts";
+import { kernelSet } from "../kernel-set.ts";
 
 export const CPU_CONV_KERNEL_NAMES = ["Conv2D", "FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;
 export type CpuConvKernelName = (typeof CPU_CONV_KERNEL_NAMES)[number];

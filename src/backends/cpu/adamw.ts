@@ -5,7 +5,7 @@
 // A kernel of our own name, not a replacement for a stock one (adamw-kernel.ts): src/train/adamw.ts
 // calls it where the current backend has it, and otherwise runs the same formula as tfjs ops.
 import * as tf from "@tensorflow/tfjs";
-import { adamWKernel, type AdamWAttrs } from "./adamw-kernel.ts";
+import { adamWKernel, type AdamWAttrs } from "../adamw-kernel.ts";
 import {
   brIf, END, F32, F32X4_ADD, F32X4_DIV, F32X4_MUL, F32X4_SPLAT, F32X4_SQRT, F32X4_SUB, I32, I32_ADD, I32_LT_U, LOOP, V128,
   i32Const, localGet, localSet, v128Load, v128Store, wasmModule,

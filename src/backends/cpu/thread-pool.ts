@@ -1,7 +1,7 @@
 // A persistent pool of worker threads for the cpu kernels: tfjs's cpu backend computes on one
 // thread, so without this a training step leaves every other core idle.
 //
-// Started once with the cpu backend (startThreadPool, from cpu.ts), sized by FINALBN_THREADS or
+// Started once with the cpu backend (startThreadPool, from cpu/backend.ts), sized by FINALBN_THREADS or
 // the number of cores. The threads share one SharedArrayBuffer, the arena: the main thread copies
 // a kernel's inputs into it (one memcpy per tensor, cheap against the O(k) work per element of a
 // convolution), posts jobs (kernel-jobs.ts) through a small shared Int32Array, and wakes the

@@ -1,5 +1,5 @@
 // WebAssembly modules written as bytes, for the cpu kernels' small hand-made modules
-// (microkernel.ts, cpu-adamw.ts): each instruction spelled as its bytes from the WebAssembly
+// (microkernel.ts, cpu/adamw.ts): each instruction spelled as its bytes from the WebAssembly
 // binary format spec, and a module of one exported function "run" over an imported memory.
 
 /** Unsigned LEB128, the variable-length integer encoding used throughout wasm binaries. */

@@ -7,7 +7,7 @@
 // stock kernel's: results agree with it to float32 rounding (the tests hold them to 1e-5).
 import * as tf from "@tensorflow/tfjs";
 import { gemm } from "./gemm.ts";
-import { kernelSet } from "./kernel-set.ts";
+import { kernelSet } from "../kernel-set.ts";
 
 export const CPU_MATMUL_KERNEL_NAMES = ["BatchMatMul"] as const;
 export type CpuMatMulKernelName = (typeof CPU_MATMUL_KERNEL_NAMES)[number];

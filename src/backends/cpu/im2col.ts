@@ -7,7 +7,7 @@
 // stand in for taps that fall into the padding. Doing this for a band of rows at a time
 // keeps memory bounded however large the batch is.
 
-import type { ConvGeometry } from "./conv-geometry.ts";
+import type { ConvGeometry } from "../conv-geometry.ts";
 
 export type { ConvGeometry };
 

@@ -16,9 +16,9 @@ import * as tf from "@tensorflow/tfjs";
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
-import { withTimeout } from "./timeout.ts";
-import { registerWebGpuConvKernels } from "./webgpu-conv.ts";
-import { registerWebGpuAdamW } from "./webgpu-adamw.ts";
+import { withTimeout } from "../timeout.ts";
+import { registerWebGpuConvKernels } from "./conv.ts";
+import { registerWebGpuAdamW } from "./adamw.ts";
 
 export interface AdapterSummary {
   vendor: string;
@@ -201,6 +201,6 @@ export async function startWebGpu({ timeoutMs }: { timeoutMs: number }): Promise
     await tf.setBackend("cpu");
     throw error;
   }
-  registerWebGpuConvKernels(); // our convolution kernels (webgpu-conv.ts, DEFAULT_WEBGPU_CONV_KERNELS) in place of the stock ones
-  registerWebGpuAdamW(); // AdamW in three passes per weight tensor instead of a dozen (webgpu-adamw.ts)
+  registerWebGpuConvKernels(); // our convolution kernels (webgpu/conv.ts, DEFAULT_WEBGPU_CONV_KERNELS) in place of the stock ones
+  registerWebGpuAdamW(); // AdamW in three passes per weight tensor instead of a dozen (webgpu/adamw.ts)
 }

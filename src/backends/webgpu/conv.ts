@@ -2,13 +2,13 @@
 //
 // tfjs 4.22's webgpu Conv2DBackpropFilter gives each filter weight one GPU thread that walks the
 // whole batch alone: 0.01 to 1.4 TFLOP/s on an H200, three quarters of a VGG19 training step.
-// Ours are tiled implicit GEMMs (webgpu-conv-gemm.ts; split-K for the filter gradient,
-// webgpu-split-k.ts) for Conv2D, FusedConv2D (bias and relu/linear fused into the write-out),
+// Ours are tiled implicit GEMMs (webgpu/conv-gemm.ts; split-K for the filter gradient,
+// webgpu/split-k.ts) for Conv2D, FusedConv2D (bias and relu/linear fused into the write-out),
 // Conv2DBackpropInput and Conv2DBackpropFilter, run through the backend's own program machinery
 // (runWebGPUProgram), so buffers, uniforms and the shader cache are tfjs's.
 //
 // registerWebGpuConvKernels() swaps ours in on the "webgpu" backend (call it after the backend is
-// imported: src/backends/webgpu.ts does, in startWebGpu): by default only those that beat the
+// imported: src/backends/webgpu/backend.ts does, in startWebGpu): by default only those that beat the
 // stock kernels on lavapipe (DEFAULT_WEBGPU_CONV_KERNELS), or the set given in `kernels`.
 // unregisterWebGpuConvKernels() puts the stock kernels back. Cases ours do not cover (NCHW,
 // dilation > 1, non-float32 data, activations other than relu and linear, PReLU, biases not of
@@ -27,10 +27,10 @@ import {
   type ThreadBlock,
   type Uniform,
   type WebGpuProgram,
-} from "./webgpu-conv-gemm.ts";
-import { DEFAULT_SPLIT, planFilterGrad, SumPartialsProgram } from "./webgpu-split-k.ts";
-import { kernelSet } from "./kernel-set.ts";
-import { convInfoIfSupported, geometryOf, type ConvGeometry } from "./conv-geometry.ts";
+} from "./conv-gemm.ts";
+import { DEFAULT_SPLIT, planFilterGrad, SumPartialsProgram } from "./split-k.ts";
+import { kernelSet } from "../kernel-set.ts";
+import { convInfoIfSupported, geometryOf, type ConvGeometry } from "../conv-geometry.ts";
 
 export const WEBGPU_CONV_KERNEL_NAMES = ["Conv2D", "FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;
 export type WebGpuConvKernelName = (typeof WEBGPU_CONV_KERNEL_NAMES)[number];

@@ -1,9 +1,9 @@
 // AdamW's update on the webgpu backend: three small shaders per weight tensor (new weights, first
 // and second moments), each one pass over the four inputs, instead of a dozen element-wise ops,
-// each a dispatch of its own and a full-size temporary buffer. Same formula as cpu-adamw.ts.
+// each a dispatch of its own and a full-size temporary buffer. Same formula as cpu/adamw.ts.
 import * as tf from "@tensorflow/tfjs";
-import { adamWKernel, type AdamWAttrs } from "./adamw-kernel.ts";
-import type { Uniform, WebGpuProgram } from "./webgpu-conv-gemm.ts";
+import { adamWKernel, type AdamWAttrs } from "../adamw-kernel.ts";
+import type { Uniform, WebGpuProgram } from "./conv-gemm.ts";
 
 interface WebGpuBackend {
   runWebGPUProgram(program: WebGpuProgram, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: Uniform[]): tf.TensorInfo;

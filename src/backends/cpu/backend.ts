@@ -1,12 +1,12 @@
 // The plain tfjs "cpu" backend, plus this project's faster convolution kernels when they are there
-// (src/backends/cpu-conv.ts turns each convolution into a matrix product; the stock filter gradient
+// (src/backends/cpu/conv.ts turns each convolution into a matrix product; the stock filter gradient
 // runs at about 0.01 GFLOP/s, hopeless for training).
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
-import { registerCpuAdamW } from "./cpu-adamw.ts";
-import { registerCpuBatchNorm } from "./cpu-batchnorm.ts";
-import { registerCpuElementwiseKernels } from "./cpu-elementwise.ts";
-import { registerCpuMatMulKernels } from "./cpu-matmul.ts";
+import { registerCpuAdamW } from "./adamw.ts";
+import { registerCpuBatchNorm } from "./batchnorm.ts";
+import { registerCpuElementwiseKernels } from "./elementwise.ts";
+import { registerCpuMatMulKernels } from "./matmul.ts";
 import { microKernelKind } from "./gemm.ts";
 import { startThreadPool, threadPoolFailure } from "./thread-pool.ts";
 
@@ -17,13 +17,13 @@ interface CpuConvModule {
 /** The conv kernels module, or a one-line reason why it cannot be used. */
 export async function loadCpuConv(): Promise<{ module?: CpuConvModule; reason?: string }> {
   try {
-    // Dynamic, so a missing or broken cpu-conv.ts costs speed, never start-up; a literal path, so
+    // Dynamic, so a missing or broken cpu/conv.ts costs speed, never start-up; a literal path, so
     // bundlers (../shared/gpu/pack) carry the kernels along.
-    const module: Partial<CpuConvModule> = await import("./cpu-conv.ts");
-    if (typeof module.registerCpuConvKernels !== "function") return { reason: "cpu-conv.ts has no registerCpuConvKernels()" };
+    const module: Partial<CpuConvModule> = await import("./conv.ts");
+    if (typeof module.registerCpuConvKernels !== "function") return { reason: "cpu/conv.ts has no registerCpuConvKernels()" };
     return { module: module as CpuConvModule };
   } catch (error) {
-    return { reason: `cpu-conv.ts failed to load: ${(error as Error).message.split("\n")[0]}` };
+    return { reason: `cpu/conv.ts failed to load: ${(error as Error).message.split("\n")[0]}` };
   }
 }
 

@@ -2,7 +2,7 @@
 // three passes over the activations (sum, squared deviations, write), each gradient in one or two,
 // with per-channel sums in float64.
 import * as tf from "@tensorflow/tfjs";
-import { batchNormKernels, type BatchNormGradAttrs, type BatchNormTrainAttrs } from "./batchnorm-kernel.ts";
+import { batchNormKernels, type BatchNormGradAttrs, type BatchNormTrainAttrs } from "../batchnorm-kernel.ts";
 
 interface CpuBackend {
   readSync(dataId: object): unknown;

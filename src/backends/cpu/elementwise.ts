@@ -1,6 +1,6 @@
 // Faster element-wise, reduction, Tile, MaxPoolGrad, Relu and Step kernels for tfjs's "cpu" backend.
 //
-// Once the convolutions are fast (cpu-conv.ts), a training step of a small VGG19-BN spends
+// Once the convolutions are fast (cpu/conv.ts), a training step of a small VGG19-BN spends
 // most of its time in batch norm's forward and backward pass: Multiply, Sub, Add, RealDiv with
 // a per-channel operand ([1,1,1,C] against [N,H,W,C]), Sum and Mean over [0,1,2], Tile, plus
 // the max pools' gradient. The stock kernels compute a multi-dimensional index per element,
@@ -15,7 +15,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type BinaryOpName, binaryOp, repeatWhole, rowBroadcast, wholeTileCount } from "./broadcast.ts";
 import { maxPoolGrad } from "./max-pool-grad.ts";
 import { maxBlock, meanBlock, type ReductionBlock, reductionBlock, sumBlock } from "./reduce.ts";
-import { kernelSet } from "./kernel-set.ts";
+import { kernelSet } from "../kernel-set.ts";
 import { relu, step } from "./unary.ts";
 
 export const CPU_ELEMENTWISE_KERNEL_NAMES = [

@@ -1,6 +1,6 @@
 // Split-K for the convolution gradients on tfjs's webgpu backend: how many slices to cut a long
 // reduction into, and the program that adds the slices' partial results up. The GEMMs themselves
-// are ConvGemmProgram (webgpu-conv-gemm.ts), which also describes the tiling.
+// are ConvGemmProgram (webgpu/conv-gemm.ts), which also describes the tiling.
 //
 // The filter gradient of the first VGG layers is the case that needs it: for NHWC input x, output
 // gradient dy and a filter [kh, kw, ci, co] with dilation 1,
@@ -12,8 +12,8 @@
 // into `splits` slices, one workgroup per (tile, slice), each writing a partial C; SumPartialsProgram
 // then adds the slices up. The input gradient of the last layers (few pixels, K = 9 * 512) is split
 // the same way.
-import type { ConvGeometry } from "./conv-geometry.ts";
-import { planGemm, type GemmPlan, type SplitOptions, type Uniform, type WebGpuProgram } from "./webgpu-conv-gemm.ts";
+import type { ConvGeometry } from "../conv-geometry.ts";
+import { planGemm, type GemmPlan, type SplitOptions, type Uniform, type WebGpuProgram } from "./conv-gemm.ts";
 
 
 export const DEFAULT_SPLIT: SplitOptions = { targetWorkgroups: 512, minKPerSplit: 512, maxPartialFloats: 16 * 1024 * 1024 };

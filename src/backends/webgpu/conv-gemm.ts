@@ -23,12 +23,12 @@
 // Where a channel count is a multiple of 4, the tensors laid out along it are read and written as
 // vec4 (4 channels at once); the others one float at a time.
 // Split-K (the gradients: a long reduction over few tiles): the K range can be cut into slices, one
-// workgroup per (tile, slice), each writing a partial C that SumPartialsProgram (webgpu-split-k.ts)
+// workgroup per (tile, slice), each writing a partial C that SumPartialsProgram (webgpu/split-k.ts)
 // adds up. Not for the forward pass, whose bias and ReLU need the whole sum.
 //
 // The program class follows tfjs-backend-webgpu's WebGPUProgram interface: the backend declares
 // the buffers (`result`, one per variable name), the uniforms and the entry point around getUserCode().
-import type { ConvGeometry } from "./conv-geometry.ts";
+import type { ConvGeometry } from "../conv-geometry.ts";
 
 /** The fields of tfjs-backend-webgpu's WebGPUProgram that these programs use. */
 export interface WebGpuProgram {
@@ -152,7 +152,7 @@ export interface ConvGemmOptions {
 /**
  * C = A·B for one kind of convolution, one 64x64 tile and K slice per workgroup, written as
  * [splits, M*N]: the partial sums, or C itself when splits = 1. The inputs are bound as flat
- * arrays (see webgpu-conv.ts), so the shader key depends on the kind and options only.
+ * arrays (see webgpu/conv.ts), so the shader key depends on the kind and options only.
  */
 export class ConvGemmProgram implements WebGpuProgram {
   variableNames: string[];

@@ -1,6 +1,6 @@
 // The three convolution products (forward, input gradient, filter gradient) as matrix
 // multiplications over im2col bands. Pure functions on Float32Arrays: NHWC activations,
-// HWIO filters; the tfjs kernel glue lives in cpu-conv.ts.
+// HWIO filters; the tfjs kernel glue lives in cpu/conv.ts.
 //
 // With X the im2col matrix (pixels x patch), W the filter as (patch x outChannels) and
 // Y / dY the output as (pixels x outChannels):
