@@ -35,46 +35,59 @@ export function bandRows(g: ConvGeometry, budgetFloats = 1 << 20): number {
 }
 
 /**
- * Write im2col rows [firstRow, firstRow + rows) of input x into cols, row-major. With p0 and p1,
- * only the patch columns [p0, p1) of each row, p1 - p0 wide: a thread building the filter
- * gradient's rows [p0, p1) (thread-pool.ts) needs no others.
+ * Write im2col rows [firstRow, firstRow + rows) of input x into cols, row-major, starting at colsAt.
+ * Within a row, the taps of one filter row (kh) read filterWidth neighbouring pixels, which lie side
+ * by side in x: away from the left and right edges each filter row is one run of
+ * filterWidth x inChannels floats, copied natively when long (the cost here is per run, not per
+ * float, for the first layers' 3 to 16 channels).
  */
-export function im2colBand(
-  x: Float32Array,
-  g: ConvGeometry,
-  firstRow: number,
-  rows: number,
-  cols: Float32Array,
-  p0 = 0,
-  p1 = patchSize(g),
-  colsAt = 0,
-): void {
-  const { inHeight, inWidth, inChannels: ci, filterWidth } = g;
-  const pixelsPerImage = g.outHeight * g.outWidth;
+export function im2colBand(x: Float32Array, g: ConvGeometry, firstRow: number, rows: number, cols: Float32Array, colsAt = 0): void {
+  const { inHeight, inWidth, inChannels: ci, filterHeight, filterWidth, outHeight, outWidth } = g;
+  const run = filterWidth * ci;
   let o = colsAt;
-  for (let r = firstRow; r < firstRow + rows; r++) {
-    const b = Math.floor(r / pixelsPerImage);
-    const oy = Math.floor((r % pixelsPerImage) / g.outWidth);
-    const ox = r % g.outWidth;
+  // The output pixel (b, oy, ox) of row firstRow, then stepped along.
+  let b = Math.floor(firstRow / (outHeight * outWidth));
+  let oy = Math.floor((firstRow - b * outHeight * outWidth) / outWidth);
+  let ox = firstRow - (b * outHeight + oy) * outWidth;
+  for (let r = 0; r < rows; r++) {
     const y0 = oy * g.strideHeight - g.padTop;
     const x0 = ox * g.strideWidth - g.padLeft;
-    // Walk the columns tap by tap (kh, kw): each tap is a run of channels copied from one pixel.
-    for (let p = p0; p < p1; ) {
-      const tap = Math.floor(p / ci);
-      const c0 = p - tap * ci;
-      const c1 = Math.min(ci, c0 + (p1 - p));
-      const iy = y0 + Math.floor(tap / filterWidth);
-      const ix = x0 + (tap % filterWidth);
-      if (iy >= 0 && iy < inHeight && ix >= 0 && ix < inWidth) {
-        const src = ((b * inHeight + iy) * inWidth + ix) * ci;
-        for (let c = c0; c < c1; c++) cols[o++] = x[src + c];
-      } else {
-        for (let c = c0; c < c1; c++) cols[o++] = 0;
+    const inside = x0 >= 0 && x0 + filterWidth <= inWidth;
+    for (let kh = 0; kh < filterHeight; kh++) {
+      const iy = y0 + kh;
+      if (iy < 0 || iy >= inHeight) {
+        for (let j = 0; j < run; j++) cols[o + j] = 0;
+        o += run;
+        continue;
       }
-      p += c1 - c0;
+      const pixelRow = (b * inHeight + iy) * inWidth;
+      if (inside) {
+        const src = (pixelRow + x0) * ci;
+        if (run >= NATIVE_RUN) cols.set(x.subarray(src, src + run), o);
+        else for (let j = 0; j < run; j++) cols[o + j] = x[src + j]!;
+        o += run;
+        continue;
+      }
+      for (let kw = 0; kw < filterWidth; kw++) {
+        const ix = x0 + kw;
+        if (ix < 0 || ix >= inWidth) {
+          for (let c = 0; c < ci; c++) cols[o + c] = 0;
+        } else {
+          const src = (pixelRow + ix) * ci;
+          for (let c = 0; c < ci; c++) cols[o + c] = x[src + c]!;
+        }
+        o += ci;
+      }
+    }
+    if (++ox === outWidth) {
+      ox = 0;
+      if (++oy === outHeight) (oy = 0), b++;
     }
   }
 }
+
+/** From this many floats on, a run is copied by subarray() and set(); shorter ones by a loop. */
+const NATIVE_RUN = 64;
 
 /**
  * The reverse of im2colBand: add each entry of cols back onto the input pixel it came from. With
@@ -92,25 +105,38 @@ export function col2imBandAdd(
   colsAt = 0,
   dxAt = 0,
 ): void {
-  const { inHeight, inWidth, inChannels: ci, filterHeight, filterWidth } = g;
-  const pixelsPerImage = g.outHeight * g.outWidth;
+  const { inHeight, inWidth, inChannels: ci, filterHeight, filterWidth, outHeight, outWidth } = g;
   const patch = patchSize(g);
-  for (let r = firstRow, row = colsAt; r < firstRow + rows; r++, row += patch) {
-    const b = Math.floor(r / pixelsPerImage);
-    const oy = Math.floor((r % pixelsPerImage) / g.outWidth);
-    const ox = r % g.outWidth;
+  // All channels, away from the left and right edges: a filter row's taps are one run, as in im2colBand.
+  const run = c0 === 0 && c1 === ci ? filterWidth * ci : 0;
+  let b = Math.floor(firstRow / (outHeight * outWidth));
+  let oy = Math.floor((firstRow - b * outHeight * outWidth) / outWidth);
+  let ox = firstRow - (b * outHeight + oy) * outWidth;
+  for (let r = 0, row = colsAt; r < rows; r++, row += patch) {
     const y0 = oy * g.strideHeight - g.padTop;
     const x0 = ox * g.strideWidth - g.padLeft;
+    const inside = run > 0 && x0 >= 0 && x0 + filterWidth <= inWidth;
     for (let kh = 0; kh < filterHeight; kh++) {
       const iy = y0 + kh;
       if (iy < 0 || iy >= inHeight) continue;
+      const pixelRow = (b * inHeight + iy) * inWidth;
+      if (inside) {
+        const dst = dxAt + (pixelRow + x0) * ci;
+        const src = row + kh * run;
+        for (let j = 0; j < run; j++) dx[dst + j]! += cols[src + j]!;
+        continue;
+      }
       for (let kw = 0; kw < filterWidth; kw++) {
         const ix = x0 + kw;
         if (ix < 0 || ix >= inWidth) continue;
-        const dst = dxAt + ((b * inHeight + iy) * inWidth + ix) * ci;
+        const dst = dxAt + (pixelRow + ix) * ci;
         const src = row + (kh * filterWidth + kw) * ci;
-        for (let c = c0; c < c1; c++) dx[dst + c] += cols[src + c];
+        for (let c = c0; c < c1; c++) dx[dst + c]! += cols[src + c]!;
       }
+    }
+    if (++ox === outWidth) {
+      ox = 0;
+      if (++oy === outHeight) (oy = 0), b++;
     }
   }
 }

@@ -93,7 +93,7 @@ export function runJobPart(job: Int32Array, arena: Float32Array, part: number, p
     const [xAt, firstRow, rows, colsAt] = job.subarray(1 + G, 5 + G);
     const [r0, r1] = share(rows!, part, parts);
     // The arena from xAt on is x, with the input's index 0 at xAt.
-    im2colBand(arena.subarray(xAt!), g, firstRow! + r0, r1 - r0, arena, 0, patchSize(g), colsAt! + r0 * patchSize(g));
+    im2colBand(arena.subarray(xAt!), g, firstRow! + r0, r1 - r0, arena, colsAt! + r0 * patchSize(g));
   } else if (kind === COL2IM) {
     const g = readGeometry(job);
     const [colsAt, firstRow, rows, dxAt] = job.subarray(1 + G, 5 + G);
