@@ -16,6 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import { conv2dFilterGrad, conv2dForward, conv2dInputGrad } from "./conv-gemm.ts";
 import { convInfoIfSupported, geometryOf } from "../conv-geometry.ts";
 import { kernelSet } from "../kernel-set.ts";
+import { reluInPlace } from "./unary.ts";
 
 export const CPU_CONV_KERNEL_NAMES = ["Conv2D", "FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;
 export type CpuConvKernelName = (typeof CPU_CONV_KERNEL_NAMES)[number];
@@ -72,7 +73,7 @@ function fusedConv2DKernel(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   if (!xValues || !wValues || !info || !biasOk || !activate) return fallback("FusedConv2D", args);
   kernels.fast("FusedConv2D");
   const y = conv2dForward(xValues, wValues, geometryOf(info));
-  addBiasAndActivate(y, info.outChannels, biasValues, activate);
+  addBiasAndActivate(y, info.outChannels, biasValues, activate, activation);
   return backend.makeTensorInfo(info.outShape, "float32", y);
 }
 
@@ -165,7 +166,15 @@ function addBiasAndActivate(
   channels: number,
   bias: Float32Array | undefined,
   activate: (v: number) => number,
+  activation: string,
 ): void {
+  if (activation === "relu") {
+    // The common case (conv, bias, ReLU) in two flat passes, the ReLU without branches (unary.ts).
+    if (bias?.length === 1) for (let i = 0; i < y.length; i++) y[i]! += bias[0]!;
+    else if (bias) for (let i = 0; i < y.length; i += channels) for (let c = 0; c < channels; c++) y[i + c]! += bias[c]!;
+    reluInPlace(y);
+    return;
+  }
   for (let i = 0; i < y.length; i += channels) {
     for (let c = 0; c < channels; c++) {
       // Round the sum to float32 first, as the stock Add kernel stores it before activating.
