@@ -4,7 +4,7 @@
 // element gets its terms in the single-thread order: results are bit-identical for any count.
 //   gemm    C += A · B, split by rows or columns of C (gemm.ts gemmPart)
 //   im2col  rows [firstRow, firstRow + rows) of the im2col matrix, split by rows
-//   col2im  the same rows added back onto dx, split by input channels
+//   col2im  the same rows added back onto dx, split by images (or by input channels, when fewer images than threads)
 import { gemmPart, microKernelKind, useMicroKernel } from "./gemm.ts";
 import { col2imBandAdd, im2colBand, patchSize, type ConvGeometry } from "./im2col.ts";
 import type { MicroKernelKind } from "./microkernel.ts";
@@ -97,8 +97,20 @@ export function runJobPart(job: Int32Array, arena: Float32Array, part: number, p
   } else if (kind === COL2IM) {
     const g = readGeometry(job);
     const [colsAt, firstRow, rows, dxAt] = job.subarray(1 + G, 5 + G);
-    const [c0, c1] = share(g.inChannels, part, parts);
-    if (c1 > c0) col2imBandAdd(arena, g, firstRow!, rows!, arena, c0, c1, colsAt!, dxAt!);
+    // Rows of different images never add to the same pixel of dx: with an image or more per
+    // thread, each takes whole images (all channels: col2im's fast runs); else each a channel range.
+    const perImage = g.outHeight * g.outWidth;
+    const firstImage = Math.floor(firstRow! / perImage);
+    const images = Math.floor((firstRow! + rows! - 1) / perImage) - firstImage + 1;
+    if (images >= parts) {
+      const [i0, i1] = share(images, part, parts);
+      const r0 = Math.max(firstRow!, (firstImage + i0) * perImage);
+      const r1 = Math.min(firstRow! + rows!, (firstImage + i1) * perImage);
+      if (r1 > r0) col2imBandAdd(arena, g, r0, r1 - r0, arena, 0, g.inChannels, colsAt! + (r0 - firstRow!) * patchSize(g), dxAt!);
+    } else {
+      const [c0, c1] = share(g.inChannels, part, parts);
+      if (c1 > c0) col2imBandAdd(arena, g, firstRow!, rows!, arena, c0, c1, colsAt!, dxAt!);
+    }
   } else {
     throw new Error(`kernel-jobs: unknown job kind ${kind}`);
   }
