@@ -10,19 +10,14 @@ import {
   brIf, END, F32, F32X4_ADD, F32X4_DIV, F32X4_MUL, F32X4_SPLAT, F32X4_SQRT, F32X4_SUB, I32, I32_ADD, I32_LT_U, LOOP, V128,
   i32Const, localGet, localSet, v128Load, v128Store, wasmModule,
 } from "./wasm-bytes.ts";
-
-interface CpuBackend {
-  readSync(dataId: object): unknown;
-  data: { get(dataId: object): { values?: unknown; refCount?: number } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
+import { ownedValues, requireFloat32Values, type CpuBackend } from "./tensor-data.ts";
 
 /** new param, m, v from param, grad, m, v: the same formula as the op chain in adamw.ts. */
 function adamWCpu({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.TensorInfo[] {
   const cpu = backend as unknown as CpuBackend;
   const { param, grad, m, v } = inputs as Record<"param" | "grad" | "m" | "v", tf.TensorInfo>;
   const { lr, beta1, beta2, eps, c1, c2, decay } = attrs as unknown as AdamWAttrs;
-  const read = (t: tf.TensorInfo) => cpu.readSync(t.dataId) as Float32Array;
+  const read = (t: tf.TensorInfo) => requireFloat32Values(cpu, t, "FinalbnAdamW");
   const [p0, g0, m0, v0] = [read(param), read(grad), read(m), read(v)];
   const n = p0.length;
   // m and v are the optimizer's own state and the gradient is used up (adamw-kernel.ts): where no
@@ -148,11 +143,6 @@ function adamWModuleBytes(): Uint8Array<ArrayBuffer> {
   return wasmModule({ params: [I32, I32, I32, I32, I32, ...Array(SCALARS).fill(F32)], locals: [[SCALARS + 3, V128], [1, I32]], body });
 }
 
-/** The tensor's Float32Array if nothing but this tensor holds it (refCount 1: no clone, no other view). */
-function ownedValues(cpu: CpuBackend, t: tf.TensorInfo): Float32Array | undefined {
-  const data = cpu.data.get(t.dataId);
-  return data.refCount === 1 && data.values instanceof Float32Array ? data.values : undefined;
-}
 
 const kernel = adamWKernel("cpu", adamWCpu as tf.KernelFunc);
 /** Make the fused update available on the cpu backend. Safe to call twice. */

@@ -3,15 +3,11 @@
 // with per-channel sums in float64.
 import * as tf from "@tensorflow/tfjs";
 import { batchNormKernels, type BatchNormGradAttrs, type BatchNormTrainAttrs } from "../batchnorm-kernel.ts";
-
-interface CpuBackend {
-  readSync(dataId: object): unknown;
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
+import { requireFloat32Values, type CpuBackend } from "./tensor-data.ts";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
-const valuesOf = (cpu: CpuBackend, t: tf.TensorInfo) => cpu.readSync(t.dataId) as Float32Array;
+const valuesOf = (cpu: CpuBackend, t: tf.TensorInfo) => requireFloat32Values(cpu, t, "batch norm");
 const channelsOf = (t: tf.TensorInfo) => t.shape[t.shape.length - 1]!;
 
 /** Per-channel sums of x (values laid out channels last, `channels` wide). */

@@ -17,18 +17,13 @@ import { conv2dFilterGrad, conv2dForward, conv2dInputGrad } from "./conv-gemm.ts
 import { convInfoIfSupported, geometryOf } from "../conv-geometry.ts";
 import { kernelSet } from "../kernel-set.ts";
 import { reluInPlace } from "./unary.ts";
+import { float32Values, type CpuBackend } from "./tensor-data.ts";
 
 export const CPU_CONV_KERNEL_NAMES = ["Conv2D", "FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"] as const;
 export type CpuConvKernelName = (typeof CPU_CONV_KERNEL_NAMES)[number];
 
 type Shape4 = [number, number, number, number];
 type KernelArgs = Parameters<tf.KernelFunc>[0];
-
-/** The part of tfjs's MathBackendCPU these kernels use. */
-interface CpuBackend {
-  data: { get(dataId: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
 
 const kernels = kernelSet("cpu", CPU_CONV_KERNEL_NAMES, () => OUR_KERNELS);
 
@@ -127,13 +122,6 @@ const OUR_KERNELS: Record<CpuConvKernelName, tf.KernelFunc> = {
 };
 
 // ---------------------------------------------------------------- helpers
-
-/** The tensor's values if they are a plain Float32Array (not complex, int or string). */
-function float32Values(backend: CpuBackend, t: tf.TensorInfo): Float32Array | undefined {
-  if (t.dtype !== "float32") return undefined;
-  const values = backend.data.get(t.dataId).values;
-  return values instanceof Float32Array ? values : undefined;
-}
 
 /** A bias we add per output channel: a scalar, [1] or [outChannels]. */
 function isChannelBias(shape: number[], outChannels: number): boolean {

@@ -17,6 +17,7 @@ import { maxPoolGrad } from "./max-pool-grad.ts";
 import { maxBlock, meanBlock, type ReductionBlock, reductionBlock, sumBlock } from "./reduce.ts";
 import { kernelSet } from "../kernel-set.ts";
 import { relu, step } from "./unary.ts";
+import { float32Values, type CpuBackend } from "./tensor-data.ts";
 
 export const CPU_ELEMENTWISE_KERNEL_NAMES = [
   "Add",
@@ -35,12 +36,6 @@ export type CpuElementwiseKernelName = (typeof CPU_ELEMENTWISE_KERNEL_NAMES)[num
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 type KernelResult = tf.TensorInfo | tf.TensorInfo[];
-
-/** The part of tfjs's MathBackendCPU these kernels use. */
-interface CpuBackend {
-  data: { get(dataId: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
 
 const kernels = kernelSet("cpu", CPU_ELEMENTWISE_KERNEL_NAMES, () => OUR_KERNELS);
 
@@ -160,13 +155,6 @@ const OUR_KERNELS: Record<CpuElementwiseKernelName, tf.KernelFunc> = {
 };
 
 // ---------------------------------------------------------------- helpers
-
-/** The tensor's values if they are a plain Float32Array (not complex, int or string). */
-function float32Values(backend: CpuBackend, t: tf.TensorInfo): Float32Array | undefined {
-  if (t.dtype !== "float32") return undefined;
-  const values = backend.data.get(t.dataId).values;
-  return values instanceof Float32Array ? values : undefined;
-}
 
 /**
  * The reduction's [outer, reduce, inner] view, with tfjs's reading of the axis attribute (a

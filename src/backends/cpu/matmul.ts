@@ -8,14 +8,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { gemm } from "./gemm.ts";
 import { kernelSet } from "../kernel-set.ts";
+import { float32Values, type CpuBackend } from "./tensor-data.ts";
 
 export const CPU_MATMUL_KERNEL_NAMES = ["BatchMatMul"] as const;
 export type CpuMatMulKernelName = (typeof CPU_MATMUL_KERNEL_NAMES)[number];
-
-interface CpuBackend {
-  data: { get(dataId: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
 
 const kernels = kernelSet("cpu", CPU_MATMUL_KERNEL_NAMES, () => OUR_KERNELS);
 
@@ -31,9 +27,9 @@ function batchMatMulKernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | 
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const transposeA = Boolean(args.attrs?.transposeA);
   const transposeB = Boolean(args.attrs?.transposeB);
-  const aValues = a.dtype === "float32" ? backend.data.get(a.dataId).values : undefined;
-  const bValues = b.dtype === "float32" ? backend.data.get(b.dataId).values : undefined;
-  if (!(aValues instanceof Float32Array) || !(bValues instanceof Float32Array) || a.shape.length < 2 || b.shape.length !== a.shape.length) {
+  const aValues = float32Values(backend, a);
+  const bValues = float32Values(backend, b);
+  if (!aValues || !bValues || a.shape.length < 2 || b.shape.length !== a.shape.length) {
     return kernels.fallback("BatchMatMul", args);
   }
   const [aRows, aCols] = a.shape.slice(-2) as [number, number];
