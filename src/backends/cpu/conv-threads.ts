@@ -13,11 +13,11 @@ type ActivePool = NonNullable<ReturnType<typeof activePool>>;
 
 /**
  * Below this many multiply-adds a product stays on one thread: waking the others and copying the
- * operands into the arena costs more than the split saves. The input gradient's col2im is split by
- * input channels, which pays only for wide layers. Measured with the bench's --parts threads on
- * 2 cores (VGG19, 32 px): at width 1/8, batch 16 (the classroom) forward and filter gradient gain
- * 1.4-1.7x from 9M multiply-adds on and lose below about 3M; the input gradient gains nothing up to
- * 9M (0.8-1.0x), and 1.2-1.65x from 150M on (width 1, batch 4).
+ * operands into the arena costs more than the split saves. Measured with the bench's --parts threads
+ * on 2 cores (VGG19, 32 px): at width 1/8, batch 16 (the classroom) forward and filter gradient gain
+ * 1.4-1.7x from 9M multiply-adds on and lose below about 3M; the input gradient gained nothing up to
+ * 9M (0.8-1.0x), and 1.2-1.65x from 150M on (width 1, batch 4). That was before col2im split by
+ * images (kernel-jobs.ts), when it split 8 channels in two; its bar was not measured again since.
  */
 const DEFAULT_MIN_THREADED_MACS = { forward: 4 << 20, filter: 4 << 20, input: 32 << 20 };
 export type ConvProduct = keyof typeof DEFAULT_MIN_THREADED_MACS;

@@ -132,7 +132,7 @@ function packA(a: MatrixView, i0: number, mc: number, p0: number, kc: number): v
  * per-element loop); the micro-kernel then reads each NR-column panel with a stride of nc. Any
  * other layout is packed as NR-column panels, one after another (a stride of NR).
  * (With a row-major B the last panel may read up to NR - 1 floats past a row: values of the next
- * row or the tile, in columns the macro-kernel never adds to C.)
+ * row, or of the zeros after the block, in columns the macro-kernel never copies back to C.)
  */
 function packB(b: MatrixView, p0: number, kc: number, j0: number, nc: number): number {
   const { data, rowStride, colStride } = b;
